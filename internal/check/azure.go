@@ -497,9 +497,12 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			s.NACL = n
 		}
 	}
-	// A Standard SKU public IP is closed to inbound traffic until an NSG
-	// allows it; a Basic one (azurerm's default before 4.0, and what an
-	// unset or unknown sku is read as) is open without an NSG.
+	// A Standard SKU public IP (StandardV2 too) is closed to inbound
+	// traffic until an NSG allows it; a Basic one is open without an NSG.
+	// An unset sku is Standard from azurerm 4.0 and Basic before it (by
+	// the lock file or the version constraints, providerBefore); one not
+	// known statically is read as Basic.
+	_, before4 := m.providerBefore("azurerm", "4.0.0")
 	pips := map[string]bool{}
 	standard := map[string]bool{}
 	// family: the address family of a public IP (ip_version, IPv4 unless
@@ -507,7 +510,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	family := map[string][]netip.Prefix{}
 	for _, r := range byType["azurerm_public_ip"] {
 		pips[r.Address] = true
-		standard[r.Address] = strings.EqualFold(str(r.Values, "sku"), "Standard")
+		standard[r.Address] = strings.HasPrefix(strings.ToLower(str(r.Values, "sku")), "standard") || !has(r.Values, "sku") && !before4
 		switch v := str(r.Values, "ip_version"); {
 		case unknown(r.Values, "ip_version"):
 			family[r.Address] = allInternet

@@ -29,7 +29,7 @@ func azureAppRules() []Rule {
 			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block (on the resources whose default actions the provider sets, only with a default action other than Deny: no rule matches, the default decides), an allow of 0.0.0.0/0 or ::/0 without header filters, or allows that together hold the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, as AZ-NET-005 reads them; an entry's comma-separated ranges included), an allow of the service tag AzureFrontDoor.Backend or AzureCloud without header filters (every tenant's Front Door profiles and machines send from those addresses: a profile anyone makes forwards the whole internet unless x_azure_fdid names the site's own; a headers block of empty lists filters nothing), or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny (from azurerm 3.95, which added them: before it, by the lock file or the version constraints, the provider sends none and the rules end in an implicit deny); on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. A container app whose ingress is external (external_enabled), in an environment that faces the internet (not internal_load_balancer_enabled, public_network_access not Disabled), is reported when its ip_security_restriction entries allow no narrower range (entries that only deny leave every other address in): low over HTTP, medium over TCP transport, a raw port on the internet. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
 			"Set public_network_access_enabled = false and reach the app through a private endpoint or Front Door, or list ip_restriction and scm_ip_restriction entries with ip_restriction_default_action = \"Deny\" and scm_ip_restriction_default_action = \"Deny\" (or scm_use_main_ip_restriction = true); on a container app, allow only the ranges that need it in ip_security_restriction, or set external_enabled = false or an internal environment."},
 		{RuleAzWeakTLS, Medium, "Azure service accepts plaintext or TLS below 1.2",
-			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a Managed Redis database's client_protocol is Plaintext (Encrypted unless set); a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2 (min_tls_version unset is TLS1_0 where the configuration runs azurerm before 3.0, by its lock file or its required_providers constraints, and TLS1_2 otherwise); a container app's external ingress allows insecure connections (allow_insecure_connections = true), answering HTTP rather than redirecting it; an Azure SQL server admits TLS below 1.2; a PostgreSQL, MySQL or MariaDB single server turns SSL enforcement off (ssl_enforcement_enabled = false) or admits TLS below 1.2, or a flexible server's require_secure_transport parameter is OFF; an Application Gateway serves plain HTTP on a listener of a public frontend that its routing rules do not redirect to HTTPS (AWS-LB-001 is the AWS counterpart). A minimum TLS version not known statically is read at its worst, TLS 1.0, and the finding says so. Credentials and data then cross the network readable.",
+			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a Managed Redis or Redis Enterprise database's client_protocol is Plaintext (Encrypted unless set), or a Redis Enterprise cluster's minimum_tls_version is below 1.2; a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2 (min_tls_version unset is TLS1_0 where the configuration runs azurerm before 3.0, by its lock file or its required_providers constraints, and TLS1_2 otherwise); a container app's external ingress allows insecure connections (allow_insecure_connections = true), answering HTTP rather than redirecting it; an Azure SQL server admits TLS below 1.2; a PostgreSQL, MySQL or MariaDB single server turns SSL enforcement off (ssl_enforcement_enabled = false) or admits TLS below 1.2, or a flexible server's require_secure_transport parameter is OFF; an Application Gateway serves plain HTTP on a listener of a public frontend that its routing rules do not redirect to HTTPS (AWS-LB-001 is the AWS counterpart). A minimum TLS version not known statically is read at its worst, TLS 1.0, and the finding says so. Credentials and data then cross the network readable.",
 			"Set https_only = true, ftps_state = \"FtpsOnly\" or \"Disabled\", minimum_tls_version = \"1.2\" (and scm_minimum_tls_version), and on Redis, storage and SQL leave the non-TLS port off and the minimum TLS version at 1.2; leave a container app's allow_insecure_connections false; give an Application Gateway an HTTPS listener and route its HTTP listener to a redirect_configuration whose target is that listener."},
 	}
 }
@@ -252,6 +252,22 @@ func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleAzWeakTLS, r, nil, "default_database.client_protocol = Plaintext: clients connect without TLS")
 		}
 	}
+	// A Redis Enterprise database speaks TLS unless its client_protocol
+	// is Plaintext; its cluster takes TLS 1.2 unless minimum_tls_version
+	// says less.
+	for _, r := range byType["azurerm_redis_enterprise_database"] {
+		switch {
+		case unknown(r.Values, "client_protocol"):
+			fs.add(RuleAzWeakTLS, r, nil, "client_protocol is not known statically: read as Plaintext, clients connecting without TLS")
+		case strings.EqualFold(str(r.Values, "client_protocol"), "Plaintext"):
+			fs.add(RuleAzWeakTLS, r, nil, "client_protocol = Plaintext: clients connect without TLS")
+		}
+	}
+	for _, r := range byType["azurerm_redis_enterprise_cluster"] {
+		if why := tlsFloor(r.Values, "minimum_tls_version"); why != "" {
+			fs.add(RuleAzWeakTLS, r, nil, "%s", why)
+		}
+	}
 	// A container app's ingress redirects HTTP to HTTPS unless it allows
 	// insecure connections; an ingress of TCP transport carries no HTTP,
 	// and one that is not external answers its environment alone.
@@ -375,7 +391,11 @@ func (m *Model) containerAppsOpen(byType map[string][]*tf.Resource, fs *findings
 	inet := m.Internet().Set
 	for _, r := range byType["azurerm_container_app"] {
 		var why []string
-		if env := m.lookup(m.ref(r.Values, "container_app_environment_id")); env == nil {
+		env := m.lookup(m.ref(r.Values, "container_app_environment_id"))
+		if env != nil && env.Type == "azapi_resource" && strings.EqualFold(armType(env.Values), azapiAppEnvType) {
+			env = azapiAppEnv(env)
+		}
+		if env == nil {
 			why = append(why, "its environment is not in the scanned code: read as facing the internet")
 		} else {
 			if boolean(env.Values, "internal_load_balancer_enabled", false) && !unknown(env.Values, "internal_load_balancer_enabled") {

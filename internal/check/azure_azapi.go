@@ -26,7 +26,9 @@ func armType(vals map[string]any) string {
 // azapi_resources write, by type, each at the azapi_resource's address:
 // an NSG with its inline security rules, a virtual network (with its
 // inline subnets), a subnet with its NSG and a peering, a web or function app (or slot)
-// with its access restrictions.
+// with its access restrictions, a container app with its ingress and its
+// environment, a storage account or key vault with its network rules, an
+// AKS cluster with its API server's access.
 func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 	out := map[string][]*tf.Resource{}
 	for _, r := range rs {
@@ -45,6 +47,21 @@ func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 		}
 		if slices.ContainsFunc(azapiSiteTypes, func(t string) bool { return strings.EqualFold(typ, t) }) {
 			out["azurerm_linux_web_app"] = append(out["azurerm_linux_web_app"], azapiSite(r))
+		}
+		if strings.EqualFold(typ, azapiContainerAppType) {
+			out["azurerm_container_app"] = append(out["azurerm_container_app"], azapiContainerApp(r))
+		}
+		if strings.EqualFold(typ, azapiAppEnvType) {
+			out["azurerm_container_app_environment"] = append(out["azurerm_container_app_environment"], azapiAppEnv(r))
+		}
+		if strings.EqualFold(typ, azapiStorageType) {
+			out["azurerm_storage_account"] = append(out["azurerm_storage_account"], azapiNetworkACLs(r, "azurerm_storage_account", "network_rules"))
+		}
+		if strings.EqualFold(typ, azapiVaultType) {
+			out["azurerm_key_vault"] = append(out["azurerm_key_vault"], azapiNetworkACLs(r, "azurerm_key_vault", "network_acls"))
+		}
+		if strings.EqualFold(typ, azapiAKSType) {
+			out["azurerm_kubernetes_cluster"] = append(out["azurerm_kubernetes_cluster"], azapiAKS(r))
 		}
 	}
 	return out
@@ -380,4 +397,245 @@ func azapiSubnetProps(p any) map[string]any {
 		b["route_table_id"] = t
 	}
 	return b
+}
+
+// The ARM types of a container app and of its managed environment.
+const (
+	azapiContainerAppType = "Microsoft.App/containerApps"
+	azapiAppEnvType       = "Microsoft.App/managedEnvironments"
+)
+
+// azapiProps returns the properties of an azapi_resource's body, or why
+// they are not known statically.
+func azapiProps(r *tf.Resource) (map[string]any, string) {
+	body, why := azapiBody(r.Values["body"])
+	if why != "" {
+		return nil, why
+	}
+	props, ok := body["properties"].(map[string]any)
+	if !ok {
+		return nil, "properties not known statically"
+	}
+	return props, ""
+}
+
+// azapiContainerApp reads a container app's body as an
+// azurerm_container_app: its environment (environmentId, or
+// managedEnvironmentId of older API versions) and its ingress
+// (configuration.ingress), whose ARM names map to azurerm's and whose
+// defaults are azurerm's. An ingress not known statically is one whose
+// every setting is, read at its worst.
+func azapiContainerApp(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_container_app"
+	out.Values = map[string]any{"name": r.Values["name"]}
+	unknownIngress := func(why string) {
+		u := tf.Unknown{Why: why}
+		out.Values["ingress"] = []any{map[string]any{"external_enabled": u, "ip_security_restriction": u, "allow_insecure_connections": u}}
+	}
+	props, why := azapiProps(r)
+	if why != "" {
+		out.Values["container_app_environment_id"] = tf.Unknown{Why: why}
+		unknownIngress(why)
+		return &out
+	}
+	for _, k := range []string{"environmentId", "managedEnvironmentId"} {
+		if v, ok := props[k]; ok {
+			out.Values["container_app_environment_id"] = v
+		}
+	}
+	var in any
+	switch c := props["configuration"].(type) {
+	case map[string]any:
+		in = c["ingress"]
+	case tf.Unknown:
+		in = c
+	}
+	switch x := in.(type) {
+	case map[string]any:
+		b := map[string]any{}
+		for arm, k := range map[string]string{"external": "external_enabled", "targetPort": "target_port", "exposedPort": "exposed_port",
+			"transport": "transport", "allowInsecure": "allow_insecure_connections"} {
+			if v, ok := x[arm]; ok {
+				b[k] = v
+			}
+		}
+		switch l := x["ipSecurityRestrictions"].(type) {
+		case []any:
+			var entries []any
+			for _, e := range l {
+				rule, ok := e.(map[string]any)
+				if !ok {
+					entries = append(entries, map[string]any{"ip_address_range": tf.Unknown{Why: "IP security restriction not known statically"}})
+					continue
+				}
+				entries = append(entries, map[string]any{"name": rule["name"], "ip_address_range": rule["ipAddressRange"], "action": rule["action"]})
+			}
+			b["ip_security_restriction"] = entries
+		case tf.Unknown:
+			b["ip_security_restriction"] = l
+		}
+		out.Values["ingress"] = []any{b}
+	case tf.Unknown:
+		unknownIngress("ingress not known statically")
+	}
+	return &out
+}
+
+// azapiAppEnv reads a managed environment's body as an
+// azurerm_container_app_environment: vnetConfiguration.internal as
+// internal_load_balancer_enabled, and publicNetworkAccess.
+func azapiAppEnv(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_container_app_environment"
+	out.Values = map[string]any{"name": r.Values["name"]}
+	props, why := azapiProps(r)
+	if why != "" {
+		out.Values["internal_load_balancer_enabled"] = tf.Unknown{Why: why}
+		return &out
+	}
+	switch v := props["vnetConfiguration"].(type) {
+	case map[string]any:
+		if x, ok := v["internal"]; ok {
+			out.Values["internal_load_balancer_enabled"] = x
+		}
+	case tf.Unknown:
+		out.Values["internal_load_balancer_enabled"] = v
+	}
+	if v, ok := props["publicNetworkAccess"]; ok {
+		out.Values["public_network_access"] = v
+	}
+	return &out
+}
+
+// The ARM types of a storage account and of a key vault.
+const (
+	azapiStorageType = "Microsoft.Storage/storageAccounts"
+	azapiVaultType   = "Microsoft.KeyVault/vaults"
+)
+
+// azapiNetworkACLs reads a storage account's or key vault's body as the
+// azurerm resource typ: publicNetworkAccess as public_network_access_enabled
+// (off when Disabled) and networkAcls as the network rules block blk
+// (defaultAction, the values of ipRules); without networkAcls ARM admits
+// every network, as azurerm without the block. A storage account's
+// minimumTlsVersion and supportsHttpsTrafficOnly are read as azurerm's.
+func azapiNetworkACLs(r *tf.Resource, typ, blk string) *tf.Resource {
+	out := *r
+	out.Type = typ
+	out.Values = map[string]any{"name": r.Values["name"]}
+	props, why := azapiProps(r)
+	if why != "" {
+		u := tf.Unknown{Why: why}
+		out.Values["public_network_access_enabled"], out.Values[blk] = u, u
+		return &out
+	}
+	switch v := props["publicNetworkAccess"].(type) {
+	case string:
+		out.Values["public_network_access_enabled"] = !strings.EqualFold(v, "Disabled")
+	case tf.Unknown:
+		out.Values["public_network_access_enabled"] = v
+	}
+	if typ == "azurerm_storage_account" {
+		for arm, k := range map[string]string{"minimumTlsVersion": "min_tls_version", "supportsHttpsTrafficOnly": "enable_https_traffic_only"} {
+			if v, ok := props[arm]; ok {
+				out.Values[k] = v
+			}
+		}
+	}
+	switch a := props["networkAcls"].(type) {
+	case map[string]any:
+		b := map[string]any{"default_action": a["defaultAction"]}
+		switch l := a["ipRules"].(type) {
+		case []any:
+			var ips []any
+			for _, e := range l {
+				rule, ok := e.(map[string]any)
+				if !ok {
+					ips = append(ips, tf.Unknown{Why: "IP rule not known statically"})
+					continue
+				}
+				ips = append(ips, rule["value"])
+			}
+			b["ip_rules"] = ips
+		case tf.Unknown:
+			b["ip_rules"] = l
+		}
+		out.Values[blk] = []any{b}
+	case tf.Unknown:
+		out.Values[blk] = a
+	}
+	return &out
+}
+
+// azapiAKSType is the ARM type of an AKS cluster.
+const azapiAKSType = "Microsoft.ContainerService/managedClusters"
+
+// azapiAKS reads an AKS cluster's body as an azurerm_kubernetes_cluster:
+// apiServerAccessProfile (enablePrivateCluster, authorizedIPRanges),
+// enableRBAC, disableLocalAccounts and aadProfile as azurerm's
+// arguments, and the first of agentPoolProfiles (vnetSubnetID,
+// enableNodePublicIP) as its default node pool. An AKS Automatic cluster
+// (sku Automatic) disables local accounts and integrates Entra ID unless
+// its body says otherwise.
+func azapiAKS(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_kubernetes_cluster"
+	out.Values = map[string]any{"name": r.Values["name"]}
+	body, why := azapiBody(r.Values["body"])
+	if why != "" {
+		u := tf.Unknown{Why: why}
+		for _, k := range []string{"private_cluster_enabled", "api_server_authorized_ip_ranges", "role_based_access_control_enabled", "local_account_disabled"} {
+			out.Values[k] = u
+		}
+		return &out
+	}
+	if sku, ok := body["sku"].(map[string]any); ok && strings.EqualFold(str(sku, "name"), "Automatic") {
+		out.Values["local_account_disabled"] = true
+		out.Values["azure_active_directory_role_based_access_control"] = []any{map[string]any{}}
+	}
+	var props map[string]any
+	switch p := body["properties"].(type) {
+	case map[string]any:
+		props = p
+	case tf.Unknown:
+		for _, k := range []string{"private_cluster_enabled", "api_server_authorized_ip_ranges", "role_based_access_control_enabled", "local_account_disabled"} {
+			out.Values[k] = p
+		}
+		return &out
+	}
+	switch a := props["apiServerAccessProfile"].(type) {
+	case map[string]any:
+		if v, ok := a["enablePrivateCluster"]; ok {
+			out.Values["private_cluster_enabled"] = v
+		}
+		if v, ok := a["authorizedIPRanges"]; ok {
+			out.Values["api_server_access_profile"] = []any{map[string]any{"authorized_ip_ranges": v}}
+		}
+	case tf.Unknown:
+		out.Values["private_cluster_enabled"], out.Values["api_server_authorized_ip_ranges"] = a, a
+	}
+	for arm, k := range map[string]string{"enableRBAC": "role_based_access_control_enabled", "disableLocalAccounts": "local_account_disabled"} {
+		if v, ok := props[arm]; ok {
+			out.Values[k] = v
+		}
+	}
+	switch a := props["aadProfile"].(type) {
+	case map[string]any:
+		out.Values["azure_active_directory_role_based_access_control"] = []any{a}
+	case tf.Unknown:
+		out.Values["azure_active_directory_role_based_access_control"] = a
+	}
+	if pools, ok := props["agentPoolProfiles"].([]any); ok && len(pools) > 0 {
+		if p, ok := pools[0].(map[string]any); ok {
+			pool := map[string]any{"name": p["name"]}
+			for arm, k := range map[string]string{"vnetSubnetID": "vnet_subnet_id", "enableNodePublicIP": "node_public_ip_enabled"} {
+				if v, ok := p[arm]; ok {
+					pool[k] = v
+				}
+			}
+			out.Values["default_node_pool"] = []any{pool}
+		}
+	}
+	return &out
 }

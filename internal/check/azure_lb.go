@@ -140,8 +140,13 @@ type azureLBModel struct {
 	poolPort map[string][]lbRulePort   // backend pool → its rules' backend ports
 	natPort  map[string]lbPort         // NAT rule → its backend port
 	natLB    map[string]string         // NAT rule → balancer
-	nicPools map[string][]string       // interface → pools (association resources)
-	nicNATs  map[string][]string       // interface → NAT rules
+	// poolNATs: backend pool → the NAT rules that name it
+	// (backend_address_pool_id), which forward to each of its members;
+	// poolNATWhy says so of those whose pool is not known statically.
+	poolNATs   map[string][]string
+	poolNATWhy map[string]string
+	nicPools   map[string][]string // interface → pools (association resources)
+	nicNATs    map[string][]string // interface → NAT rules
 	// nicPoolsFrom: interface → for each association whose pool is not
 	// known statically, the pools its expression names (nil: any).
 	nicPoolsFrom map[string][][]string
@@ -170,7 +175,8 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 	l := &azureLBModel{public: map[string]bool{}, basic: map[string]bool{}, families: map[string][]netip.Prefix{}, pools: map[string]string{},
 		poolPort: map[string][]lbRulePort{}, natPort: map[string]lbPort{}, natLB: map[string]string{},
 		nicPools: map[string][]string{}, nicNATs: map[string][]string{}, nicPoolsFrom: map[string][][]string{},
-		poolPortMaybe: map[string][]lbRulePort{}, poolMaybeWhy: map[string]string{}, nicNATsFrom: map[string][][]string{}}
+		poolPortMaybe: map[string][]lbRulePort{}, poolMaybeWhy: map[string]string{}, nicNATsFrom: map[string][][]string{},
+		poolNATs: map[string][]string{}, poolNATWhy: map[string]string{}}
 	for _, r := range byType["azurerm_lb"] {
 		for _, fe := range blocks(r.Values, "frontend_ip_configuration") {
 			if p := m.addr(str(fe, "public_ip_address_id")); pips[p] || unknown(fe, "public_ip_address_id") {
@@ -244,6 +250,31 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 			l.natLB[r.Address] = m.addr(str(r.Values, "loadbalancer_id"))
 		}
 	}
+	// A NAT rule that names a backend pool maps a frontend port of its
+	// range to each member of the pool; one whose pool is not known
+	// statically may name any its expression names, else any of its
+	// balancer's.
+	for _, r := range byType["azurerm_lb_nat_rule"] {
+		if pool := m.addr(str(r.Values, "backend_address_pool_id")); pool != "" {
+			l.poolNATs[pool] = append(l.poolNATs[pool], r.Address)
+		}
+		unk, from := unknownRefs(r.Values, "backend_address_pool_id")
+		if !unk {
+			continue
+		}
+		ps := instancesOf(m, from, l.poolRes, func(r *tf.Resource) *tf.Resource { return r })
+		if ps == nil {
+			for _, p := range l.poolRes {
+				if l.pools[p.Address] == l.natLB[r.Address] || l.natLB[r.Address] == "" {
+					ps = append(ps, p)
+				}
+			}
+		}
+		for _, p := range ps {
+			l.poolNATs[p.Address] = append(l.poolNATs[p.Address], r.Address)
+			l.poolNATWhy[p.Address+" "+r.Address] = r.Address + "'s backend pool is not known statically: assumed to be " + p.Address
+		}
+	}
 	// An association whose interface is not known statically joins each
 	// interface its expression can only name (refAddrs) to the pool or
 	// rule: forwarded to, as the most any of them may be.
@@ -313,6 +344,12 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 		}
 	}
 	for _, p := range pools {
+		for _, n := range l.poolNATs[p] {
+			nats = append(nats, n)
+			if why := l.poolNATWhy[p+" "+n]; why != "" && f.assumed == "" {
+				f.assumed = why
+			}
+		}
 		g := l.poolForward(p)
 		if more := l.poolPortMaybe[p]; len(more) > 0 && l.public[l.pools[p]] {
 			for _, x := range more {

@@ -139,3 +139,99 @@ func TestAzureLBNATRuleUnknown(t *testing.T) {
 		t.Fatalf("want SSH read as forwarded by the NAT rule, not proven, got %+v", got)
 	}
 }
+
+// TestAzureLBNATRuleToPool: an inbound NAT rule that names a backend pool
+// (backend_address_pool_id, with frontend_port_start and frontend_port_end)
+// forwards a frontend port to each member of the pool, as Azure maps it;
+// the machines of the pool were read as reached by no NAT rule, so RDP
+// open to the internet through it was not reported.
+func TestAzureLBNATRuleToPool(t *testing.T) {
+	const src = `
+resource "azurerm_virtual_network" "net" {
+  name          = "net"
+  address_space = ["10.60.0.0/16"]
+}
+resource "azurerm_subnet" "desk" {
+  name                 = "desk"
+  virtual_network_name = azurerm_virtual_network.net.name
+  address_prefixes     = ["10.60.1.0/24"]
+}
+resource "azurerm_public_ip" "lb" {
+  name              = "lb"
+  allocation_method = "Static"
+  sku               = "Standard"
+}
+resource "azurerm_lb" "desk" {
+  name = "desk"
+  sku  = "Standard"
+  frontend_ip_configuration {
+    name                 = "public"
+    public_ip_address_id = azurerm_public_ip.lb.id
+  }
+}
+resource "azurerm_lb_backend_address_pool" "desk" {
+  name            = "desk"
+  loadbalancer_id = azurerm_lb.desk.id
+}
+resource "azurerm_lb_nat_rule" "rdp" {
+  name                           = "rdp"
+  loadbalancer_id                = azurerm_lb.desk.id
+  protocol                       = "Tcp"
+  frontend_port_start            = 4000
+  frontend_port_end              = 4009
+  backend_port                   = 3389
+  frontend_ip_configuration_name = "public"
+  backend_address_pool_id        = azurerm_lb_backend_address_pool.desk.id
+}
+resource "azurerm_network_security_group" "desk" {
+  name = "desk"
+  security_rule {
+    name                       = "rdp"
+    priority                   = 100
+    direction                  = "Inbound"
+    access                     = "Allow"
+    protocol                   = "Tcp"
+    source_port_range          = "*"
+    destination_port_range     = "3389"
+    source_address_prefix      = "*"
+    destination_address_prefix = "*"
+  }
+}
+resource "azurerm_subnet_network_security_group_association" "desk" {
+  subnet_id                 = azurerm_subnet.desk.id
+  network_security_group_id = azurerm_network_security_group.desk.id
+}
+resource "azurerm_network_interface" "desk" {
+  name = "desk"
+  ip_configuration {
+    name                          = "ip"
+    subnet_id                     = azurerm_subnet.desk.id
+    private_ip_address_allocation = "Dynamic"
+  }
+}
+resource "azurerm_network_interface_backend_address_pool_association" "desk" {
+  network_interface_id    = azurerm_network_interface.desk.id
+  ip_configuration_name   = "ip"
+  backend_address_pool_id = azurerm_lb_backend_address_pool.desk.id
+}
+resource "azurerm_windows_virtual_machine" "desk" {
+  name                  = "desk"
+  network_interface_ids = [azurerm_network_interface.desk.id]
+}
+`
+	rep := checkSource(t, src)
+	got := activeOn(rep, RuleAzExposedPort, "azurerm_windows_virtual_machine.desk")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "3389 (RDP) is reachable") || !strings.Contains(pathText(got[0].Path), "azurerm_lb.desk") {
+		t.Fatalf("want RDP through the NAT rule to the pool, got %+v", got)
+	}
+	if got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.desk"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("the NSG's open RDP reaches the machine: %+v", got)
+	}
+
+	// A pool not known statically may be any of the balancer's.
+	s := edit(t, src, "  backend_address_pool_id        = azurerm_lb_backend_address_pool.desk.id\n}", "  backend_address_pool_id        = var.pool\n}")
+	got = activeOn(checkSource(t, "variable \"pool\" { type = string }\n"+s), RuleAzExposedPort, "azurerm_windows_virtual_machine.desk")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "3389 (RDP) may be reachable") || !strings.Contains(got[0].Message, "backend pool is not known statically") {
+		t.Fatalf("want RDP read as forwarded, not proven, got %+v", got)
+	}
+}

@@ -31,8 +31,8 @@ func azurePaaSRules() []Rule {
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
 			"Set container_access_type = \"private\" and allow_nested_items_to_be_public = false on the account; hand out SAS tokens or use Entra ID for readers."},
-		{RuleAzServiceOpen, Medium, "Storage account, key vault, container registry, Cosmos DB account or Redis cache accepts connections from every network",
-			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's or container registry's network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all); network rules that deny by default but whose IP rules (ip_rules, a registry's ip_rule blocks) hold the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, AZ-NET-005) admit every address too, and IP rules not known statically are read so; a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter holds the internet at large; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005); an Azure Managed Redis instance (azurerm_managed_redis), which has no IP firewall, leaves public_network_access Enabled, its default (the finding says whether its database's access keys, access_keys_authentication_enabled, off unless set, open it besides Entra ID tokens). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
+		{RuleAzServiceOpen, Medium, "Storage account, key vault, container registry, AI services account, Cosmos DB account or Redis cache accepts connections from every network",
+			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's, container registry's or Azure AI services (OpenAI) account's (azurerm_cognitive_account) network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all); network rules that deny by default but whose IP rules (ip_rules, a registry's ip_rule blocks) hold the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, AZ-NET-005) admit every address too, and IP rules not known statically are read so; a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter holds the internet at large; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005); an Azure Managed Redis instance (azurerm_managed_redis), which has no IP firewall, leaves public_network_access Enabled, its default (the finding says whether its database's access keys, access_keys_authentication_enabled, off unless set, open it besides Entra ID tokens); an Azure Cache for Redis Enterprise cluster (azurerm_redis_enterprise_cluster), which has neither an IP firewall nor a public network access switch, has no private endpoint (with one, it is reached through the endpoint alone). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
 			"Set default_action = \"Deny\" in network_rules, network_acls or network_rule_set (and leave a registry's anonymous_pull_enabled false), an ip_range_filter or virtual network filter on Cosmos DB, firewall rules on Redis (public_network_access = \"Disabled\" on Managed Redis, which has none), and admit only the ranges and subnets that need the service; or set public_network_access_enabled = false and reach it through a private endpoint."},
 	}
 }
@@ -364,6 +364,7 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 		{"azurerm_storage_account", "network_rules"},
 		{"azurerm_key_vault", "network_acls"},
 		{"azurerm_container_registry", "network_rule_set"},
+		{"azurerm_cognitive_account", "network_acls"},
 	} {
 		for _, r := range byType[c.typ] {
 			sku := str(r.Values, "sku")
@@ -471,6 +472,22 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 		report(r, Medium, why)
 	}
 	m.managedRedisOpen(byType, report)
+	m.redisEnterpriseOpen(byType, pes, report)
+}
+
+// redisEnterpriseOpen reports each Azure Cache for Redis Enterprise
+// cluster no private endpoint reaches: the Enterprise tiers have no IP
+// firewall and take no public network access switch, so a cluster
+// without a private endpoint answers every address on its databases'
+// port, with only their access keys in the way; one with a private
+// endpoint is reached through it alone.
+func (m *Model) redisEnterpriseOpen(byType map[string][]*tf.Resource, pes map[string][]string, report func(*tf.Resource, Severity, []string)) {
+	for _, r := range byType["azurerm_redis_enterprise_cluster"] {
+		if len(pes[r.Address]) > 0 {
+			continue
+		}
+		report(r, Medium, []string{"Redis Enterprise has no IP firewall and no public network access switch: without a private endpoint every address reaches its databases, and only their access keys stand in the way"})
+	}
 }
 
 // managedRedisOpen reports each Azure Managed Redis instance whose public

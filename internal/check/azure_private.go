@@ -16,6 +16,7 @@ var azurePrivatePorts = map[string][]int{
 	"azurerm_sql_server":                  {1433},
 	"azurerm_redis_cache":                 {6379, 6380},
 	"azurerm_managed_redis":               {10000},
+	"azurerm_redis_enterprise_cluster":    {10000},
 	"azurerm_cosmosdb_postgresql_cluster": {5432},
 }
 

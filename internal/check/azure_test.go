@@ -1168,3 +1168,56 @@ resource "azurerm_container_registry" "ruled" {
 		t.Errorf("%s on a Basic registry with network rules: %+v, want one", RuleRejected, got)
 	}
 }
+
+// TestAzAPIStorageAndVaults: storage accounts and key vaults written
+// through the AzAPI provider (Microsoft.Storage/storageAccounts,
+// Microsoft.KeyVault/vaults) were only noted as not evaluated; they are
+// read as azurerm's are, by publicNetworkAccess and networkAcls (ARM
+// admits every network when networkAcls is not set).
+func TestAzAPIStorageAndVaults(t *testing.T) {
+	rep := run(t, "testdata/azure/azapi-data")
+	for addr, want := range map[string]string{
+		"azapi_resource.logs":       "no network_rules block",
+		"azapi_resource.exports":    "0.0.0.0/1",
+		"azapi_resource.vault_open": "default_action of network_acls is Allow",
+	} {
+		if got := activeOn(rep, RuleAzServiceOpen, addr); len(got) != 1 || !strings.Contains(got[0].Message, want) {
+			t.Errorf("%s: %+v, want one %s saying %q", addr, got, RuleAzServiceOpen, want)
+		}
+	}
+	for _, addr := range []string{"azapi_resource.private", "azapi_resource.vault_office"} {
+		if got := activeOn(rep, RuleAzServiceOpen, addr); len(got) != 0 {
+			t.Errorf("%s: %+v, want none", addr, got)
+		}
+	}
+	for _, f := range active(rep, RuleNotEvaluated) {
+		if strings.Contains(f.Message, "Microsoft.Storage/") || strings.Contains(f.Message, "Microsoft.KeyVault/") {
+			t.Errorf("%s still noted as not evaluated: %s", f.Address, f.Message)
+		}
+	}
+}
+
+// TestAzureCognitiveAccountOpen: an Azure AI services or OpenAI account
+// (azurerm_cognitive_account) answers on a public endpoint unless public
+// network access is off, and its network_acls narrow it as a key vault's
+// do; one that admits every network was only noted as public by default,
+// and one that turned public access on explicitly as not evaluated.
+func TestAzureCognitiveAccountOpen(t *testing.T) {
+	rep := run(t, "testdata/azure/cognitive")
+	for addr, want := range map[string]string{
+		"azurerm_cognitive_account.chat": "no network_acls block",
+		"azurerm_cognitive_account.lab":  "default_action of network_acls is Allow",
+	} {
+		if got := activeOn(rep, RuleAzServiceOpen, addr); len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, want) {
+			t.Errorf("%s: %+v, want one medium %s saying %q", addr, got, RuleAzServiceOpen, want)
+		}
+	}
+	for _, addr := range []string{"azurerm_cognitive_account.office", "azurerm_cognitive_account.internal"} {
+		if got := activeOn(rep, RuleAzServiceOpen, addr); len(got) != 0 {
+			t.Errorf("%s: %+v, want none", addr, got)
+		}
+	}
+	if got := active(rep, RuleNotEvaluated); len(got) != 0 {
+		t.Errorf("cognitive accounts noted as not evaluated: %+v", got)
+	}
+}

@@ -780,3 +780,111 @@ func TestWholeResourceWhereANameIsTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestAzurePublicIPDefaultSKU: a public IP whose sku is not set is of the
+// Standard SKU from azurerm 4.0 (Basic before it), closed to the internet
+// until an NSG admits it, and so is one of the StandardV2 SKU; both were
+// read as Basic, so a machine behind one without an NSG was reported as
+// reached on every port.
+func TestAzurePublicIPDefaultSKU(t *testing.T) {
+	const src = `
+resource "azurerm_virtual_network" "net" {
+  name          = "net"
+  address_space = ["10.41.0.0/16"]
+}
+resource "azurerm_subnet" "a" {
+  name                 = "a"
+  virtual_network_name = azurerm_virtual_network.net.name
+  address_prefixes     = ["10.41.1.0/24"]
+}
+resource "azurerm_public_ip" "vm" {
+  name              = "vm"
+  allocation_method = "Static"
+}
+resource "azurerm_public_ip" "v2" {
+  name              = "v2"
+  allocation_method = "Static"
+  sku               = "StandardV2"
+}
+resource "azurerm_network_interface" "vm" {
+  name = "vm"
+  ip_configuration {
+    name                          = "ip"
+    subnet_id                     = azurerm_subnet.a.id
+    private_ip_address_allocation = "Dynamic"
+    public_ip_address_id          = azurerm_public_ip.vm.id
+  }
+}
+resource "azurerm_network_interface" "v2" {
+  name = "v2"
+  ip_configuration {
+    name                          = "ip"
+    subnet_id                     = azurerm_subnet.a.id
+    private_ip_address_allocation = "Dynamic"
+    public_ip_address_id          = azurerm_public_ip.v2.id
+  }
+}
+resource "azurerm_linux_virtual_machine" "vm" {
+  name                  = "vm"
+  network_interface_ids = [azurerm_network_interface.vm.id]
+}
+resource "azurerm_linux_virtual_machine" "v2" {
+  name                  = "v2"
+  network_interface_ids = [azurerm_network_interface.v2.id]
+}
+`
+	rep := checkSource(t, src)
+	for _, vm := range []string{"azurerm_linux_virtual_machine.vm", "azurerm_linux_virtual_machine.v2"} {
+		if got := sshFindings(rep, vm); len(got) != 0 {
+			t.Errorf("%s behind a Standard public IP without an NSG: %+v, want nothing reached", vm, got)
+		}
+	}
+	const v3 = `
+terraform {
+  required_providers {
+    azurerm = {
+      source  = "hashicorp/azurerm"
+      version = "~> 3.100"
+    }
+  }
+}
+`
+	rep = checkSource(t, v3+src)
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.vm"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("azurerm 3.x, sku unset (Basic) without an NSG: %+v, want SSH exposed", got)
+	}
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.v2"); len(got) != 0 {
+		t.Errorf("StandardV2 under azurerm 3.x: %+v, want nothing reached", got)
+	}
+}
+
+// TestAzAPIAKS: AKS clusters written through the AzAPI provider
+// (Microsoft.ContainerService/managedClusters) were only noted as not
+// evaluated; their API server is read as azurerm_kubernetes_cluster's:
+// public unless apiServerAccessProfile.enablePrivateCluster, narrowed by
+// authorizedIPRanges, and gated by enableRBAC, disableLocalAccounts and
+// aadProfile (an AKS Automatic cluster disables local accounts and
+// integrates Entra ID).
+func TestAzAPIAKS(t *testing.T) {
+	rep := run(t, "testdata/azure/azapi-aks")
+	auto := activeOn(rep, RuleAzExposedPort, "azapi_resource.automatic")
+	if len(auto) != 1 || auto[0].Severity != High || !strings.Contains(auto[0].Message, "every IPv4 internet address") ||
+		strings.Contains(auto[0].Message, "local accounts are on") || !strings.Contains(auto[0].Message, "Azure AD tokens") {
+		t.Errorf("AKS Automatic with a public API server: %+v, want one high, local accounts off, Azure AD tokens", auto)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azapi_resource.private"); len(got) != 0 {
+		t.Errorf("private cluster: %+v, want none", got)
+	}
+	office := activeOn(rep, RuleAzExposedPort, "azapi_resource.office")
+	if len(office) != 1 || office[0].Severity != Medium || !strings.Contains(office[0].Message, "198.51.100.0/24") {
+		t.Errorf("API server with an authorized range: %+v, want one medium naming the range", office)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azapi_resource.legacy"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("Kubernetes RBAC off: %+v, want one critical", got)
+	}
+	for _, f := range active(rep, RuleNotEvaluated) {
+		if strings.Contains(f.Message, "Microsoft.ContainerService/") {
+			t.Errorf("%s still noted as not evaluated: %s", f.Address, f.Message)
+		}
+	}
+}

@@ -43,8 +43,8 @@ var modelledTypes = map[string]bool{
 	// Azure: services read for the networks their firewalls admit.
 	"azurerm_storage_account": true, "azurerm_key_vault": true, "azurerm_container_registry": true,
 	"azurerm_cosmosdb_account": true, "azurerm_cosmosdb_postgresql_cluster": true, "azurerm_redis_cache": true,
-	"azurerm_managed_redis": true,
-	"azurerm_mssql_server":  true, "azurerm_sql_server": true, "azurerm_postgresql_server": true,
+	"azurerm_managed_redis": true, "azurerm_redis_enterprise_cluster": true, "azurerm_cognitive_account": true,
+	"azurerm_mssql_server": true, "azurerm_sql_server": true, "azurerm_postgresql_server": true,
 	"azurerm_postgresql_flexible_server": true, "azurerm_mysql_server": true, "azurerm_mysql_flexible_server": true,
 	"azurerm_mariadb_server": true, "azurerm_synapse_workspace": true, "azurerm_container_app": true,
 	"azurerm_app_service": true, "azurerm_app_service_slot": true, "azurerm_function_app": true,
@@ -63,7 +63,7 @@ var modelledTypes = map[string]bool{
 // out, the service answers on a public endpoint.
 var publicByDefault = map[string]string{
 	"azurerm_servicebus_namespace": "public_network_access_enabled", "azurerm_eventhub_namespace": "public_network_access_enabled",
-	"azurerm_search_service": "public_network_access_enabled", "azurerm_cognitive_account": "public_network_access_enabled",
+	"azurerm_search_service":             "public_network_access_enabled",
 	"azurerm_machine_learning_workspace": "public_network_access_enabled", "azurerm_data_factory": "public_network_enabled",
 	"azurerm_signalr_service": "public_network_access_enabled", "azurerm_web_pubsub": "public_network_access_enabled",
 	"azurerm_batch_account": "public_network_access_enabled", "azurerm_databricks_workspace": "public_network_access_enabled",
@@ -157,9 +157,9 @@ func azapiSignal(vals map[string]any, update bool) string {
 		return "it sets type (not known statically)"
 	}
 	typ := armType(vals)
-	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType, azapiPeeringType}, azapiSiteTypes...)
+	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType, azapiPeeringType, azapiContainerAppType, azapiAppEnvType, azapiStorageType, azapiVaultType, azapiAKSType}, azapiSiteTypes...)
 	if !update && slices.ContainsFunc(read, func(t string) bool { return strings.EqualFold(typ, t) }) {
-		return "" // read as the azurerm NSG, network, subnet, peering or app it writes
+		return "" // read as the azurerm resource it writes
 	}
 	for _, p := range azapiInert {
 		if !strings.HasSuffix(p, "/") {

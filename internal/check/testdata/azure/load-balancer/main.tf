@@ -13,6 +13,7 @@ resource "azurerm_subnet" "web" {
 resource "azurerm_public_ip" "lb" {
   name              = "lb"
   allocation_method = "Static"
+  sku               = "Basic"
 }
 resource "azurerm_lb" "web" {
   name = "web"

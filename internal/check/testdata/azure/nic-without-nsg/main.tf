@@ -12,6 +12,7 @@ resource "azurerm_subnet" "a" {
 resource "azurerm_public_ip" "vm" {
   name              = "vm"
   allocation_method = "Static"
+  sku               = "Basic"
 }
 resource "azurerm_network_interface" "public" {
   name = "public"
