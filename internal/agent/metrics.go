@@ -14,7 +14,7 @@ type collector struct {
 	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext *metrics.Desc
 	svidExpiry, renewals, reattests                                 *metrics.Desc
 	listenFail, listenersFailing, uidRefused, acceptFail, shed      *metrics.Desc
-	tunnelsShed, streamsShed, workloadShed                          *metrics.Desc
+	tunnelsShed, streamsShed, workloadShed, appUnreachable          *metrics.Desc
 	auditSize, auditInconsistent, rollbacks                         *metrics.Desc
 	fwBypasses                                                      *metrics.Desc
 }
@@ -46,6 +46,7 @@ func newCollector(a *Agent) *collector {
 		shed:              c("moat_mesh_handshakes_shed_total", "Connections to the mesh port closed at once because too many were in their handshake (64 from one address or IPv6 /64, 4096 in all)."),
 		tunnelsShed:       c("moat_mesh_tunnels_shed_total", "Inbound mesh tunnels closed once their handshake ended because too many were held (1024 from one address or IPv6 /64, 16384 in all)."),
 		streamsShed:       c("moat_mesh_streams_shed_total", "Inbound mesh streams reset at once because too many were waiting for their tunnel header (1024 from one address or IPv6 /64, 8192 in all)."),
+		appUnreachable:    c("moat_mesh_app_unreachable_total", "Allowed inbound mesh streams whose service's app could not be reached (each recorded; the first of a run logged, then one in a thousand)."),
 		workloadShed:      c("moat_agent_workload_connections_shed_total", "Connections to the Workload API socket closed at once because their uid held 256 already, or 1024 were held in all."),
 		auditSize:         g("moat_agent_audit_witnessed_entries", "Entries of the control plane's audit log covered by the newest checkpoint this agent checked."),
 		auditInconsistent: c("moat_agent_audit_inconsistent_total", "Audit checkpoints refused because the log no longer extends the one witnessed (cut back or rewritten)."),
@@ -56,7 +57,7 @@ func newCollector(a *Agent) *collector {
 
 func (c *collector) Describe() []*metrics.Desc {
 	return []*metrics.Desc{c.handshakes, c.hsFailures, c.tunnels, c.conns, c.refused, c.cut, c.plaintext,
-		c.svidExpiry, c.renewals, c.reattests, c.listenFail, c.listenersFailing, c.uidRefused, c.acceptFail, c.shed, c.tunnelsShed, c.streamsShed, c.workloadShed, c.auditSize, c.auditInconsistent, c.rollbacks, c.fwBypasses}
+		c.svidExpiry, c.renewals, c.reattests, c.listenFail, c.listenersFailing, c.uidRefused, c.acceptFail, c.shed, c.tunnelsShed, c.streamsShed, c.appUnreachable, c.workloadShed, c.auditSize, c.auditInconsistent, c.rollbacks, c.fwBypasses}
 }
 
 func (c *collector) Collect(emit metrics.Emit) {
@@ -77,6 +78,7 @@ func (c *collector) Collect(emit metrics.Emit) {
 	emit(c.shed, float64(st.HandshakesShed))
 	emit(c.tunnelsShed, float64(st.TunnelsShed))
 	emit(c.streamsShed, float64(st.StreamsShed))
+	emit(c.appUnreachable, float64(st.AppUnreachable))
 	emit(c.workloadShed, float64(c.a.workloadShedCount.Load()))
 	c.a.mu.RLock()
 	for name, s := range c.a.svids {

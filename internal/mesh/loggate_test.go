@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,5 +81,36 @@ func TestRefusedHandshakeLogIsGated(t *testing.T) {
 	})
 	if n := logged.Load(); n < flow.GateClientBurst {
 		t.Errorf("%d log lines, want at least the first %d refusals", n, flow.GateClientBurst)
+	}
+}
+
+// TestAppUnreachableLogIsGated: while a service's app is down, every
+// stream an intention allows to it fails to reach it. An allowed caller
+// (or a busy one) opening stream after stream must not write a log line
+// each into the node's journal: the first of a run is logged, then one in
+// a thousand, each failure counted.
+func TestAppUnreachableLogIsGated(t *testing.T) {
+	f := newFixture(t)
+	app := startApp(t, echo)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close()
+	var logged atomic.Int64
+	b := f.newAgent(t, "node-b", []Service{{Name: "api", Port: 8080, AppAddr: down}}, func(c *Config) {
+		c.Logger = slog.New(countingHandler{msg: "mesh: app unreachable", n: &logged})
+	})
+	a := f.newAgent(t, "node-a", []Service{{Name: "frontend", Port: 3000, AppAddr: app, Upstreams: []Upstream{{Service: "api", Port: 8080}}}})
+	const tries = 50
+	for i := range tries {
+		if _, err := call(a.local(t, "frontend", "api"), "hi"); err == nil {
+			t.Fatalf("call %d reached an app that is down", i+1)
+		}
+	}
+	testkit.WaitFor(t, "every failure counted", func() bool { return b.m.Stats().AppUnreachable == tries })
+	if n := logged.Load(); n != 1 {
+		t.Fatalf("%d log lines for %d streams to an app that is down, want 1", n, tries)
 	}
 }

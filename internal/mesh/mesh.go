@@ -191,10 +191,11 @@ type Stats struct {
 	HandshakesShed    int64 // mesh port connections closed at once: too many in their handshake (mtls.Pending)
 	TunnelsShed       int64 // inbound tunnels closed once their handshake ended: too many held from their source or in all
 	StreamsShed       int64 // inbound streams reset at once: too many waiting for their tunnel header from their source or in all
+	AppUnreachable    int64 // allowed inbound streams whose service's app could not be reached
 }
 
 type counters struct {
-	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail, shed, tunnelsShed, streamsShed atomic.Int64
+	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail, shed, tunnelsShed, streamsShed, appFail atomic.Int64
 }
 
 // acceptFailed counts a failed accept, and logs the first of a run of them
@@ -403,11 +404,12 @@ const (
 	maxHeaderWaits          = 8192
 )
 
-// shed counts, in n, a connection or stream closed at once for a bound,
-// and logs the first of a run of them and then one in a thousand.
+// shed counts, in n, a connection or stream closed at once (for a bound,
+// or for its app being down), and logs the first of a run of them and
+// then one in a thousand, with the count.
 func (m *Mesh) shed(n *atomic.Int64, msg string, args ...any) {
 	if c := n.Add(1); c%1000 == 1 {
-		m.log.Warn(msg, append(args, "closed", c)...)
+		m.log.Warn(msg, append(args, "count", c)...)
 	}
 }
 
@@ -456,7 +458,7 @@ func (m *Mesh) Stats() Stats {
 		Refused: s.refused.Load(), Cut: s.cut.Load(), Plaintext: s.plain.Load(),
 		ListenFailures: s.listenFail.Load(), ListenersFailing: m.failingListeners(), UIDRefused: s.uidRefused.Load(),
 		AcceptFailures: s.acceptFail.Load(), HandshakesShed: s.shed.Load(),
-		TunnelsShed: s.tunnelsShed.Load(), StreamsShed: s.streamsShed.Load(),
+		TunnelsShed: s.tunnelsShed.Load(), StreamsShed: s.streamsShed.Load(), AppUnreachable: s.appFail.Load(),
 	}
 }
 
