@@ -46,7 +46,7 @@ func newCollector(a *Agent) *collector {
 		shed:              c("moat_mesh_handshakes_shed_total", "Connections to the mesh port closed at once because too many were in their handshake (64 from one address or IPv6 /64, 4096 in all)."),
 		tunnelsShed:       c("moat_mesh_tunnels_shed_total", "Inbound mesh tunnels closed once their handshake ended because too many were held (1024 from one address or IPv6 /64, 16384 in all)."),
 		streamsShed:       c("moat_mesh_streams_shed_total", "Inbound mesh streams reset at once because too many were waiting for their tunnel header (1024 from one address or IPv6 /64, 8192 in all)."),
-		appUnreachable:    c("moat_mesh_app_unreachable_total", "Allowed inbound mesh streams whose service's app could not be reached (each recorded; the first of a run logged, then one in a thousand)."),
+		appUnreachable:    c("moat_mesh_app_unreachable_total", "Allowed inbound mesh streams whose service's app could not be reached (each recorded; logged at most once a minute per service)."),
 		workloadShed:      c("moat_agent_workload_connections_shed_total", "Connections to the Workload API socket closed at once because their uid held 256 already, or 1024 were held in all."),
 		auditSize:         g("moat_agent_audit_witnessed_entries", "Entries of the control plane's audit log covered by the newest checkpoint this agent checked."),
 		auditInconsistent: c("moat_agent_audit_inconsistent_total", "Audit checkpoints refused because the log no longer extends the one witnessed (cut back or rewritten)."),

@@ -390,10 +390,7 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 		app, err = net.DialTimeout("tcp", svc.AppAddr, m.cfg.DialTimeout)
 		if err != nil {
 			resp = Response{Status: StatusError, Code: flow.ReasonAppUnreachable, Reason: fmt.Sprintf("app of %q unreachable", req.Service)}
-			// An allowed caller, or a busy one, may open stream after
-			// stream while the app is down: every failure is recorded and
-			// counted, the first of a run logged, then one in a thousand.
-			m.shed(&m.stats.appFail, "mesh: app unreachable", logService, req.Service, logAddr, svc.AppAddr, logErr, err.Error())
+			m.appUnreachable(svc, err)
 		} else {
 			rec.dstAddr = app.RemoteAddr()
 		}

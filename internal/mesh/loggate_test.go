@@ -87,8 +87,8 @@ func TestRefusedHandshakeLogIsGated(t *testing.T) {
 // TestAppUnreachableLogIsGated: while a service's app is down, every
 // stream an intention allows to it fails to reach it. An allowed caller
 // (or a busy one) opening stream after stream must not write a log line
-// each into the node's journal: the first of a run is logged, then one in
-// a thousand, each failure counted.
+// each into the node's journal: the first is logged, then at most one a
+// minute for the service, each failure counted.
 func TestAppUnreachableLogIsGated(t *testing.T) {
 	f := newFixture(t)
 	app := startApp(t, echo)
@@ -113,4 +113,11 @@ func TestAppUnreachableLogIsGated(t *testing.T) {
 	if n := logged.Load(); n != 1 {
 		t.Fatalf("%d log lines for %d streams to an app that is down, want 1", n, tries)
 	}
+	// A minute on, the next failure is logged again: an outage that
+	// lasts, or a later one, is not hidden by the first.
+	b.clock.Advance(appDownEvery)
+	if _, err := call(a.local(t, "frontend", "api"), "hi"); err == nil {
+		t.Fatal("a call reached an app that is down")
+	}
+	testkit.WaitFor(t, "the failure a minute on logged", func() bool { return logged.Load() == 2 })
 }

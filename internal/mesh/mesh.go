@@ -239,7 +239,42 @@ type Mesh struct {
 	pool      map[poolKey]*poolEntry    // outbound tunnels
 	inbound   map[*inTunnel]struct{}    // accepted tunnels
 	inStreams map[*inStream]struct{}    // live inbound connections (streams and plaintext)
+	appDown   map[string]appDownRun     // by service: its app's failed dials since the last log line
 	closed    bool
+}
+
+// appDownRun is a service's failed dials of its app since the last line
+// logged of them.
+type appDownRun struct {
+	logged time.Time
+	since  int64
+}
+
+// appDownEvery is the least time between two log lines of one service's
+// app being unreachable.
+const appDownEvery = time.Minute
+
+// appUnreachable counts a failed dial of svc's app and logs it when it is
+// the first of the service's for appDownEvery: an allowed caller, or a
+// busy one, may open stream after stream while the app is down, each
+// recorded as a flow, and must not write a line each into the node's
+// journal. The line says how many failed since the last.
+func (m *Mesh) appUnreachable(svc Service, err error) {
+	m.stats.appFail.Add(1)
+	now := m.now()
+	m.mu.Lock()
+	run := m.appDown[svc.Name]
+	run.since++
+	log := run.logged.IsZero() || now.Sub(run.logged) >= appDownEvery || now.Before(run.logged)
+	if log {
+		m.appDown[svc.Name] = appDownRun{logged: now}
+	} else {
+		m.appDown[svc.Name] = run
+	}
+	m.mu.Unlock()
+	if log {
+		m.log.Warn("mesh: app unreachable", logService, svc.Name, logAddr, svc.AppAddr, logErr, err.Error(), "failed", run.since)
+	}
 }
 
 // muxConfig is the yamux configuration of every tunnel, both ends.
@@ -308,6 +343,7 @@ func New(c Config) (*Mesh, error) {
 		pool:      map[poolKey]*poolEntry{},
 		inbound:   map[*inTunnel]struct{}{},
 		inStreams: map[*inStream]struct{}{},
+		appDown:   map[string]appDownRun{},
 		pending:   mtls.Pending{PerSource: maxPendingPerSource, Total: maxPendingHandshakes},
 		tunnels:   mtls.Pending{PerSource: maxTunnelsPerSource, Total: maxInboundTunnels},
 		headers:   mtls.Pending{PerSource: maxHeaderWaitsPerSource, Total: maxHeaderWaits},
@@ -404,12 +440,11 @@ const (
 	maxHeaderWaits          = 8192
 )
 
-// shed counts, in n, a connection or stream closed at once (for a bound,
-// or for its app being down), and logs the first of a run of them and
-// then one in a thousand, with the count.
+// shed counts, in n, a connection or stream closed at once for a bound,
+// and logs the first of a run of them and then one in a thousand.
 func (m *Mesh) shed(n *atomic.Int64, msg string, args ...any) {
 	if c := n.Add(1); c%1000 == 1 {
-		m.log.Warn(msg, append(args, "count", c)...)
+		m.log.Warn(msg, append(args, "closed", c)...)
 	}
 }
 
