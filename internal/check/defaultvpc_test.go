@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -127,5 +128,32 @@ resource "aws_instance" "node" {
 	}
 	if f := findingOn(rep, RuleWorldOpen, "aws_security_group.ssh"); f == nil || !strings.Contains(f.Message, "no path from the internet to it is proven") {
 		t.Errorf("the world-open group: %+v, want one attached with no path proven", f)
+	}
+}
+
+// Each region's default VPC is a network of its own, whatever range they
+// share: lookups made with another provider configuration, by a resource's
+// provider argument or through a module call's providers, are another
+// default VPC, whose instances do not reach a group that admits the first
+// one's range; a module given the default configuration looks up the
+// root's default VPC.
+func TestDefaultVPCPerRegion(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/aws/default-vpc-regions"}}, "aws_db_instance.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := map[string]bool{}
+	for _, a := range acc {
+		if a.Port == 5432 {
+			from[a.Source] = true
+		}
+	}
+	for src := range from {
+		if strings.Contains(src, "west") {
+			t.Errorf("the database in us-east-1 is reached from %s, in us-west-2's default VPC", src)
+		}
+	}
+	if !from["module.east.aws_instance.this (in module.east.data.aws_subnets.default)"] {
+		t.Errorf("the database is not reached from the instance of the module on the default provider: %v", from)
 	}
 }
