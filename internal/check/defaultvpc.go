@@ -178,7 +178,7 @@ func (m *Model) defaultSubnetsFrom(from []string) (found []*Subnet, rest []strin
 // nil otherwise.
 func (m *Model) defaultSubnet(addr string) *Subnet {
 	v := m.defaultVPC(addr)
-	if v == nil || m.defaultSubnetsPrivate {
+	if v == nil || m.defaultSubnetsPrivate(v) {
 		return nil
 	}
 	sub := v.Addr + ":default-subnet"
@@ -242,4 +242,28 @@ func (m *Model) defaultSG(vpc *VPC) *SG {
 		}
 	}
 	return nil
+}
+
+// defaultSubnetsPrivate reports whether the project manages a default
+// subnet that maps no public addresses in the provider configuration whose
+// default VPC is v; with v nil (not known which), in every configuration
+// whose default VPC the project adopts or looks up.
+func (m *Model) defaultSubnetsPrivate(v *VPC) bool {
+	if v != nil {
+		for c, d := range m.defaultVPCs {
+			if d == v {
+				return m.privateDefaults[c]
+			}
+		}
+		return false
+	}
+	if len(m.privateDefaults) == 0 {
+		return false
+	}
+	for c := range m.defaultVPCs {
+		if !m.privateDefaults[c] {
+			return false
+		}
+	}
+	return true
 }

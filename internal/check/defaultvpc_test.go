@@ -157,3 +157,54 @@ func TestDefaultVPCPerRegion(t *testing.T) {
 		t.Errorf("the database is not reached from the instance of the module on the default provider: %v", from)
 	}
 }
+
+// A default subnet whose mapping of public addresses the project turns off
+// in one region says nothing of another region's default subnets: an
+// instance there that names no subnet gets a public address, and SSH open
+// to the world reaches it.
+func TestDefaultSubnetPrivateInOtherRegion(t *testing.T) {
+	rep := checkSource(t, `
+provider "aws" {
+  region = "us-east-1"
+}
+
+provider "aws" {
+  alias  = "west"
+  region = "us-west-2"
+}
+
+resource "aws_default_vpc" "east" {}
+
+resource "aws_default_subnet" "east_a" {
+  availability_zone       = "us-east-1a"
+  map_public_ip_on_launch = false
+}
+
+resource "aws_default_vpc" "west" {
+  provider = aws.west
+}
+
+resource "aws_security_group" "ssh" {
+  provider = aws.west
+  name     = "ssh"
+  vpc_id   = aws_default_vpc.west.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_instance" "bastion" {
+  provider               = aws.west
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  vpc_security_group_ids = [aws_security_group.ssh.id]
+}
+`)
+	f := findingOn(rep, RuleExposedPort, "aws_instance.bastion")
+	if f == nil || f.Severity != Critical || !strings.Contains(pathText(f.Path), "aws_default_vpc.west:internet-gateway") {
+		t.Fatalf("the bastion in us-west-2's default VPC: %+v, want %s critical through that VPC's gateway", f, RuleExposedPort)
+	}
+}

@@ -194,7 +194,7 @@ func (m *Model) subnetsIn(e *Endpoint, vals map[string]any, attr string) []*Subn
 	if !unk {
 		return subs
 	}
-	if found, rest := m.defaultSubnetsFrom(from); len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate {
+	if found, rest := m.defaultSubnetsFrom(from); len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate(found[0].VPC) {
 		// Every subnet it may be is a default subnet of the default VPC,
 		// and every one of those is alike.
 		return append(subs, found...)
@@ -288,7 +288,10 @@ var allInternet = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustP
 func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_default_subnet"] {
 		if unknown(r.Values, "map_public_ip_on_launch") || has(r.Values, "map_public_ip_on_launch") && !boolean(r.Values, "map_public_ip_on_launch", true) {
-			m.defaultSubnetsPrivate = true
+			if m.privateDefaults == nil {
+				m.privateDefaults = map[string]bool{}
+			}
+			m.privateDefaults[m.configs[r.Address]] = true
 		}
 	}
 	for _, r := range byType["aws_eip"] {

@@ -96,10 +96,11 @@ type Model struct {
 	// each provider configuration (buildDefaultVPC).
 	defaultVPCs map[string]*VPC
 
-	// defaultSubnetsPrivate is set when the project manages a default
-	// subnet that maps no public addresses: an instance that names no
-	// subnet may land there.
-	defaultSubnetsPrivate bool
+	// privateDefaults holds the provider configurations in which the
+	// project manages a default subnet that maps no public addresses: an
+	// instance that names no subnet there may land in it
+	// (defaultSubnetsPrivate).
+	privateDefaults map[string]bool
 }
 
 // VPC is an aws_vpc.

@@ -130,7 +130,7 @@ func (m *Model) subnetsPublicIP(vals map[string]any, attr string) (why string, a
 	}
 	const maps = "it may be a default subnet or one with map_public_ip_on_launch = true: assumed to give a public address"
 	unk, from := unknownRefs(vals, attr)
-	if found, rest := m.defaultSubnetsFrom(from); unk && len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate {
+	if found, rest := m.defaultSubnetsFrom(from); unk && len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate(found[0].VPC) {
 		return "launched in " + found[0].Addr + ", " + found[0].mapsPublicIP(), false
 	}
 	if unk {
@@ -150,7 +150,7 @@ func (m *Model) subnetsPublicIP(vals map[string]any, attr string) (why string, a
 		}
 	}
 	if len(refs) == 0 && !unk {
-		if m.defaultSubnetsPrivate {
+		if m.defaultSubnetsPrivate(nil) {
 			return "", false // the project turned some default subnet's mapping off
 		}
 		return "no subnet is named: it is launched in a default subnet of the default VPC, and default subnets give every instance a public address", false
