@@ -1796,3 +1796,71 @@ func TestS3BlockByBucketName(t *testing.T) {
 		t.Errorf("%s on the policy of the bucket without a block: %+v, want one naming aws_s3_bucket.open", RulePublicBucket, got)
 	}
 }
+
+// TestS3PublicObjectACL: an object uploaded with a public canned ACL
+// (aws_s3_object, or aws_s3_bucket_object before the AWS provider 4.0) is
+// readable by anyone, whatever its bucket's own ACL and policy say, unless
+// the bucket's public access block blocks or ignores public ACLs; it was
+// not reported.
+func TestS3PublicObjectACL(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_s3_bucket" "site" {
+  bucket = "site-assets"
+}
+
+resource "aws_s3_bucket_ownership_controls" "site" {
+  bucket = aws_s3_bucket.site.id
+  rule {
+    object_ownership = "BucketOwnerPreferred"
+  }
+}
+
+resource "aws_s3_object" "index" {
+  bucket = aws_s3_bucket.site.id
+  key    = "index.html"
+  source = "index.html"
+  acl    = "public-read"
+}
+
+resource "aws_s3_bucket_object" "legacy" {
+  bucket = aws_s3_bucket.site.bucket
+  key    = "old.html"
+  source = "old.html"
+  acl    = "public-read"
+}
+
+resource "aws_s3_bucket" "guarded" {
+  bucket = "guarded-assets"
+}
+
+resource "aws_s3_bucket_public_access_block" "guarded" {
+  bucket             = aws_s3_bucket.guarded.id
+  ignore_public_acls = true
+}
+
+resource "aws_s3_object" "guarded" {
+  bucket = aws_s3_bucket.guarded.id
+  key    = "index.html"
+  source = "index.html"
+  acl    = "public-read"
+}
+
+resource "aws_s3_object" "private" {
+  bucket = aws_s3_bucket.site.id
+  key    = "private.html"
+  source = "private.html"
+  acl    = "private"
+}
+`)
+	for _, addr := range []string{"aws_s3_object.index", "aws_s3_bucket_object.legacy"} {
+		got := activeOn(rep, RulePublicBucket, addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, `acl = "public-read" lets anyone read the object`) {
+			t.Errorf("%s: %+v, want one %s for the public object", addr, got, RulePublicBucket)
+		}
+	}
+	for _, addr := range []string{"aws_s3_object.guarded", "aws_s3_object.private"} {
+		if got := activeOn(rep, RulePublicBucket, addr); len(got) != 0 {
+			t.Errorf("%s: %+v, want none", addr, got)
+		}
+	}
+}

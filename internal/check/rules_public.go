@@ -347,15 +347,20 @@ func (m *Model) s3Public(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	// A canned ACL or grant for everyone (AllUsers) or every AWS account
 	// (AuthenticatedUsers), on the bucket (inline before the AWS provider 4.0)
-	// or in aws_s3_bucket_acl.
-	for _, typ := range []string{"aws_s3_bucket", "aws_s3_bucket_acl"} {
+	// or in aws_s3_bucket_acl, or on an object, which its own ACL opens
+	// whatever the bucket's say.
+	for _, typ := range []string{"aws_s3_bucket", "aws_s3_bucket_acl", "aws_s3_object", "aws_s3_bucket_object"} {
+		what := "bucket"
+		if strings.HasSuffix(typ, "_object") {
+			what = "object"
+		}
 		for _, r := range byType[typ] {
 			bucket := bucketOf(r)
 			if aclBlocked[bucket] || typ == "aws_s3_bucket" && (aclBlocked[r.Address] || aclBlocked[str(r.Values, "id")]) {
 				continue
 			}
 			if acl := str(r.Values, "acl"); acl == "public-read" || acl == "public-read-write" || acl == "authenticated-read" {
-				fs.add(RulePublicBucket, r, nil, "acl = %q lets %s read the bucket, and no public access block with block_public_acls or ignore_public_acls stands in the way", acl, aclWho(acl))
+				fs.add(RulePublicBucket, r, nil, "acl = %q lets %s read the %s, and no public access block with block_public_acls or ignore_public_acls stands in the way", acl, aclWho(acl), what)
 				continue
 			}
 			for _, acp := range blocks(r.Values, "access_control_policy") {
