@@ -581,6 +581,14 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		m.attachSGs(e, r.Values, "security_groups")
 		add(e)
 	}
+	// An HTTP API's VPC link, likewise: API Gateway's connections to the
+	// integration's targets leave from its interfaces, behind its groups.
+	for _, r := range byType["aws_apigatewayv2_vpc_link"] {
+		e := sourceOnly(r, "VPC link")
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
+		m.attachSGs(e, r.Values, "security_group_ids")
+		add(e)
+	}
 	// An Amazon MQ broker. A public RabbitMQ broker is reached through an
 	// endpoint AWS runs outside the VPC, which takes no security group; a
 	// public ActiveMQ broker has a public address in its subnet, behind its
