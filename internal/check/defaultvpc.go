@@ -178,8 +178,19 @@ func (m *Model) defaultSubnetsFrom(from []string) (found []*Subnet, rest []strin
 // nil otherwise.
 func (m *Model) defaultSubnet(addr string) *Subnet {
 	v := m.defaultVPC(addr)
-	if v == nil || m.defaultSubnetsPrivate(v) {
+	if v == nil {
 		return nil
+	}
+	if m.defaultSubnetsPrivate(v) {
+		// Only where it names a zone whose default subnet the project
+		// does not manage is that subnet as AWS made it.
+		r := m.byRef[addr]
+		if r == nil {
+			return nil
+		}
+		if az := str(r.Values, "availability_zone"); az == "" || m.defaultAZs[az] != "" {
+			return nil
+		}
 	}
 	sub := v.Addr + ":default-subnet"
 	if s := m.subnets[sub]; s != nil {

@@ -292,6 +292,15 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				m.privateDefaults = map[string]bool{}
 			}
 			m.privateDefaults[m.configs[r.Address]] = true
+			if az := str(r.Values, "availability_zone"); az != "" {
+				if m.defaultAZs == nil {
+					m.defaultAZs = map[string]string{}
+				}
+				m.defaultAZs[az] = "off"
+				if unknown(r.Values, "map_public_ip_on_launch") {
+					m.defaultAZs[az] = "unknown"
+				}
+			}
 		}
 	}
 	for _, r := range byType["aws_eip"] {

@@ -101,6 +101,10 @@ type Model struct {
 	// instance that names no subnet there may land in it
 	// (defaultSubnetsPrivate).
 	privateDefaults map[string]bool
+	// defaultAZs holds, by availability zone, how the default subnet the
+	// project manages there maps public addresses when it may map none:
+	// "off" (map_public_ip_on_launch = false) or "unknown".
+	defaultAZs map[string]string
 }
 
 // VPC is an aws_vpc.
