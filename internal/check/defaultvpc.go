@@ -173,46 +173,56 @@ func (m *Model) defaultSubnetsFrom(from []string) (found []*Subnet, rest []strin
 
 // defaultSubnet returns the subnet an endpoint at addr that names none is
 // launched in: a default subnet of the default VPC of its provider
-// configuration, when the project adopts or looks up that VPC and every
-// default subnet it manages maps public addresses (all are then alike);
-// nil otherwise.
-func (m *Model) defaultSubnet(addr string) *Subnet {
+// configuration, as AWS made it, when the project adopts or looks up that
+// VPC; nil otherwise, or when the project keeps the default subnet of the
+// endpoint's zone from mapping public addresses. maybe says it may land in
+// such a subnet instead: it names no zone, or its zone's default subnet
+// maps public addresses as a value not known statically says.
+func (m *Model) defaultSubnet(addr string) (s *Subnet, maybe bool) {
 	v := m.defaultVPC(addr)
 	if v == nil {
-		return nil
+		return nil, false
 	}
 	if m.defaultSubnetsPrivate(v) {
-		// Only where it names a zone whose default subnet the project
-		// does not manage is that subnet as AWS made it.
-		r := m.byRef[addr]
-		if r == nil {
-			return nil
+		az := ""
+		if r := m.byRef[addr]; r != nil {
+			az = str(r.Values, "availability_zone")
 		}
-		if az := str(r.Values, "availability_zone"); az == "" || m.defaultAZs[az] != "" {
-			return nil
+		switch {
+		case m.defaultAZs[az] == "off":
+			return nil, false
+		case az == "" || m.defaultAZs[az] == "unknown":
+			maybe = true
 		}
 	}
 	sub := v.Addr + ":default-subnet"
 	if s := m.subnets[sub]; s != nil {
-		return s
+		return s, maybe
 	}
-	s := &Subnet{Addr: sub, VPC: v, CIDR: defaultVPCRange, MapPublicIP: true,
+	s = &Subnet{Addr: sub, VPC: v, CIDR: defaultVPCRange, MapPublicIP: true,
 		Res: &tf.Resource{Address: sub, Type: "aws_default_subnet", Values: map[string]any{}}}
 	m.Subnets = append(m.Subnets, s)
 	m.subnets[sub] = s
-	return s
+	return s, maybe
 }
 
 // placeUnplaced puts what names no subnet (an instance, a data store that
 // names no subnet group), which AWS launches in a default subnet of the
 // default VPC, in that subnet when the project adopts or looks up the
-// default VPC (defaultSubnet): its path is then the VPC's, not assumed.
+// default VPC (defaultSubnet): its path is then the VPC's, not assumed,
+// unless it may land in a default subnet the project keeps from mapping
+// public addresses instead.
 func (m *Model) placeUnplaced() {
 	for _, e := range m.Endpoints {
 		if len(e.Subnets) > 0 || len(e.SubnetsMaybe) > 0 || e.SubnetsAny || e.Unplaced != inDefaultSubnets && e.Unplaced != noSubnetNamed {
 			continue
 		}
-		if s := m.defaultSubnet(e.Addr); s != nil {
+		switch s, maybe := m.defaultSubnet(e.Addr); {
+		case s == nil:
+		case maybe:
+			e.SubnetsMaybe, e.Unplaced = []*Subnet{s}, ""
+			e.SubnetsUnknown = "no subnet is named: it is launched in a default subnet of " + s.VPC.Addr + ", which may be one the project keeps from mapping public addresses or, as assumed, one as AWS made it"
+		default:
 			e.Subnets, e.Unplaced = []*Subnet{s}, ""
 		}
 	}

@@ -681,7 +681,8 @@ resource "aws_instance" "no_subnet" {
 // for its own zone alone: an instance that names no subnet but another
 // zone lands in that zone's default subnet as AWS made it, public, so SSH
 // open to the world reaches it; one in the managed zone gets no address,
-// and one that names no zone may land in either, and is assumed public.
+// and one that names no zone may land in either, and is assumed public,
+// on the path of the default VPC the project adopts.
 func TestDefaultSubnetOfAnotherZone(t *testing.T) {
 	src := func(az string) string {
 		return `
@@ -719,6 +720,11 @@ resource "aws_instance" "bastion" {
 	}
 	f = findingOn(checkSource(t, src("")), RuleExposedPort, "aws_instance.bastion")
 	if f == nil || !strings.Contains(f.Message, "may be reachable") || !strings.Contains(f.Message, "keeps only some default subnets from mapping public addresses") {
-		t.Errorf("the bastion in a zone AWS picks: %+v, want %s, not proven", f, RuleExposedPort)
+		t.Fatalf("the bastion in a zone AWS picks: %+v, want %s, not proven", f, RuleExposedPort)
+	}
+	// The default VPC the project adopts is on the path, not one assumed
+	// outside the scanned code.
+	if p := pathText(f.Path); !strings.Contains(p, "aws_default_vpc.default:internet-gateway") || strings.Contains(f.Message, "not in the scanned code") {
+		t.Errorf("the bastion in a zone AWS picks: path %s, message %s; want the adopted default VPC's", p, f.Message)
 	}
 }
