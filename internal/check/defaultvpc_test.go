@@ -208,3 +208,44 @@ resource "aws_instance" "bastion" {
 		t.Fatalf("the bastion in us-west-2's default VPC: %+v, want %s critical through that VPC's gateway", f, RuleExposedPort)
 	}
 }
+
+// An auto scaling group that names availability zones but no subnet
+// launches its instances in those zones' default subnets, as an instance
+// that names no subnet is: in the default VPC the project looks up, whose
+// path is proven; it was read as in a subnet outside the scanned code.
+func TestDefaultVPCAutoScalingGroupByZone(t *testing.T) {
+	rep := checkSource(t, `
+data "aws_vpc" "default" {
+  default = true
+}
+
+resource "aws_security_group" "web" {
+  vpc_id = data.aws_vpc.default.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_launch_template" "web" {
+  image_id               = "ami-12345678"
+  instance_type          = "t3.micro"
+  vpc_security_group_ids = [aws_security_group.web.id]
+}
+
+resource "aws_autoscaling_group" "web" {
+  availability_zones = ["us-east-1a", "us-east-1b"]
+  min_size           = 1
+  max_size           = 2
+  launch_template {
+    id = aws_launch_template.web.id
+  }
+}
+`)
+	f := findingOn(rep, RuleExposedPort, "aws_autoscaling_group.web")
+	if f == nil || f.Severity != Critical || strings.Contains(f.Message, "may be") || !strings.Contains(pathText(f.Path), "data.aws_vpc.default:internet-gateway") {
+		t.Errorf("the group in the default subnets: %+v, want %s critical through the default VPC's gateway", f, RuleExposedPort)
+	}
+}

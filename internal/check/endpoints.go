@@ -413,6 +413,10 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "asg", Res: r}
 		t, known := m.asgTemplate(r)
 		e.Subnets = m.launchedSubnets(e, t, r.Values, "vpc_zone_identifier")
+		if !has(r.Values, "vpc_zone_identifier") && !unknown(r.Values, "vpc_zone_identifier") && templateInterface(t) == nil && known {
+			// Its availability_zones' default subnets.
+			e.Unplaced = noSubnetNamed
+		}
 		m.templateSGs(e, t, known)
 		if why, _, assumed := m.asgPublicIP(r); why != "" {
 			e.Public, e.PublicAssumed, e.Why = true, assumed, why
