@@ -243,10 +243,14 @@ func (m *Model) lateral(fs *findings) {
 // tgwVPNs returns the site-to-site VPN connections attached to transit
 // gateway tgw (aws_vpn_connection's transit_gateway_id) from whose
 // networks traffic for dest may come back through it: none when dest lies
-// within a VPC attached to the gateway, whose traffic it is. Which ranges
+// within a VPC attached to the gateway, whose traffic it is, or holds the
+// internet at large (wide), whose way out the gateway is. Which ranges
 // a connection carries is its customer's (static routes on the gateway's
 // tables, or BGP), so every range routed to the gateway is read as one.
 func (m *Model) tgwVPNs(tgw string, dest netip.Prefix) []string {
+	if wide(m.Internet().Set, setOf(dest), nil) {
+		return nil // the internet at large: the way out (an egress VPC), not a customer's network
+	}
 	for _, v := range m.VPCs {
 		if !m.tgws[tgw][v.Addr] {
 			continue

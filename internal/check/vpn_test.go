@@ -239,7 +239,8 @@ resource "aws_vpn_gateway_route_propagation" "db" {
 // gateway, to which the database subnet's table routes the office range,
 // is a network that reaches the database as one on a VPN gateway does;
 // it was no source at all. A range the table sends to the transit gateway
-// that is another attached VPC's is that VPC's, not the VPN's.
+// that is another attached VPC's is that VPC's, not the VPN's, and the
+// internet at large sent there is the way out, not the VPN's network.
 func TestReachVPNOnTransitGateway(t *testing.T) {
 	const db = "aws_db_instance.orders"
 	dir := writeProject(t, vpnNetwork+`
@@ -273,6 +274,10 @@ resource "aws_route_table" "db" {
     cidr_block         = "192.168.128.0/17"
     transit_gateway_id = aws_ec2_transit_gateway.hub.id
   }
+  route {
+    cidr_block         = "0.0.0.0/0"
+    transit_gateway_id = aws_ec2_transit_gateway.hub.id
+  }
 }
 `)
 	rep := run(t, dir)
@@ -292,5 +297,16 @@ resource "aws_route_table" "db" {
 	want := "VPN aws_vpn_connection.branch (192.168.0.0/16) → aws_ec2_transit_gateway.hub → aws_route_table.db → aws_subnet.db → default network ACL of aws_vpc.prod allows all → aws_security_group.db → " + db
 	if p := pathLine(vpn.Path); p != want {
 		t.Errorf("path\n got %s\nwant %s", p, want)
+	}
+	// The default route to the gateway is the way to the internet (an
+	// egress VPC), not the VPN's customer network.
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if strings.Contains(a.Source, "(0.0.0.0/0)") {
+			t.Errorf("--reach lists %s", a.Source)
+		}
 	}
 }
