@@ -229,11 +229,22 @@ func (m *Model) placeUnplaced() {
 }
 
 // takesDefaultSG reports whether AWS gives e its VPC's default security
-// group when it names none: everything but load balancers (a network load
-// balancer has none) and EKS clusters and node groups (EKS gives them the
-// cluster group it makes).
+// group when it names none: everything but EKS clusters and node groups
+// (EKS gives them the cluster group it makes) and load balancers other
+// than application load balancers (a network or gateway load balancer has
+// none; a classic one's is its own, which admits its listeners' ports in
+// the default VPC); one whose type is not known statically is read as
+// having none.
 func takesDefaultSG(e *Endpoint) bool {
-	return e.Kind != "lb" && e.Kind != "eks-nodes" && e.Kind != "eks" && !e.Azure && !e.Managed
+	if e.Kind == "lb" {
+		r := e.Res
+		if r == nil || r.Type != "aws_lb" && r.Type != "aws_alb" || unknown(r.Values, "load_balancer_type") {
+			return false
+		}
+		t := str(r.Values, "load_balancer_type")
+		return t == "" || t == "application"
+	}
+	return e.Kind != "eks-nodes" && e.Kind != "eks" && !e.Azure && !e.Managed
 }
 
 // groupsOf returns the security groups e is a member of: those it names,
