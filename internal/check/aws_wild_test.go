@@ -1864,3 +1864,38 @@ resource "aws_s3_object" "private" {
 		}
 	}
 }
+
+// TestS3ACLsDisabled: a bucket whose ownership controls enforce the
+// bucket owner (BucketOwnerEnforced) has ACLs disabled: S3 refuses a
+// public canned ACL on it or on its objects, so neither opens it.
+func TestS3ACLsDisabled(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_s3_bucket" "site" {
+  bucket = "site-assets"
+}
+
+resource "aws_s3_bucket_ownership_controls" "site" {
+  bucket = aws_s3_bucket.site.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_acl" "site" {
+  bucket = aws_s3_bucket.site.id
+  acl    = "public-read"
+}
+
+resource "aws_s3_object" "index" {
+  bucket = aws_s3_bucket.site.id
+  key    = "index.html"
+  source = "index.html"
+  acl    = "public-read"
+}
+`)
+	for _, addr := range []string{"aws_s3_bucket_acl.site", "aws_s3_object.index"} {
+		if got := activeOn(rep, RulePublicBucket, addr); len(got) != 0 {
+			t.Errorf("%s: %+v, want none: the bucket's ACLs are disabled", addr, got)
+		}
+	}
+}

@@ -345,6 +345,13 @@ func (m *Model) s3Public(byType map[string][]*tf.Resource, fs *findings) {
 			aclBlocked[b] = true
 		}
 	}
+	// Ownership controls that enforce the bucket owner disable ACLs: S3
+	// refuses a public one on the bucket or its objects.
+	for _, r := range byType["aws_s3_bucket_ownership_controls"] {
+		if b := bucketOf(r); b != "" && str(block(r.Values, "rule"), "object_ownership") == "BucketOwnerEnforced" {
+			aclBlocked[b] = true
+		}
+	}
 	// A canned ACL or grant for everyone (AllUsers) or every AWS account
 	// (AuthenticatedUsers), on the bucket (inline before the AWS provider 4.0)
 	// or in aws_s3_bucket_acl, or on an object, which its own ACL opens
