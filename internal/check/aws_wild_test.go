@@ -1899,3 +1899,44 @@ resource "aws_s3_object" "index" {
 		}
 	}
 }
+
+// TestLambdaServicePermissionWithoutSource: a permission for an AWS
+// service principal that names no source (source_arn, source_account)
+// lets that service invoke the function for a resource of any AWS account,
+// which AWS warns of; it was reported only for Principal "*". One bounded
+// by a source, or by the token an Alexa skill presents, is not reported.
+func TestLambdaServicePermissionWithoutSource(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_lambda_permission" "api" {
+  statement_id  = "apigateway-invoke-permissions"
+  action        = "lambda:InvokeFunction"
+  principal     = "apigateway.amazonaws.com"
+  function_name = "authorizer"
+}
+
+resource "aws_lambda_permission" "bounded" {
+  statement_id  = "AllowExecutionFromSNS"
+  action        = "lambda:InvokeFunction"
+  principal     = "sns.amazonaws.com"
+  function_name = "authorizer"
+  source_arn    = "arn:aws:sns:eu-west-1:111122223333:alerts"
+}
+
+resource "aws_lambda_permission" "alexa" {
+  statement_id       = "AllowAlexa"
+  action             = "lambda:InvokeFunction"
+  principal          = "alexa-connectedhome.amazon.com"
+  function_name      = "authorizer"
+  event_source_token = "amzn1.ask.skill.0000"
+}
+`)
+	got := activeOn(rep, RuleLambdaURLOpen, "aws_lambda_permission.api")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "apigateway.amazonaws.com") || !strings.Contains(got[0].Message, "any AWS account") {
+		t.Errorf("the permission for API Gateway without a source: %+v, want one %s", got, RuleLambdaURLOpen)
+	}
+	for _, addr := range []string{"aws_lambda_permission.bounded", "aws_lambda_permission.alexa"} {
+		if got := activeOn(rep, RuleLambdaURLOpen, addr); len(got) != 0 {
+			t.Errorf("%s: %+v, want none", addr, got)
+		}
+	}
+}
