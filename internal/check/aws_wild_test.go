@@ -1796,3 +1796,147 @@ func TestS3BlockByBucketName(t *testing.T) {
 		t.Errorf("%s on the policy of the bucket without a block: %+v, want one naming aws_s3_bucket.open", RulePublicBucket, got)
 	}
 }
+
+// TestS3PublicObjectACL: an object uploaded with a public canned ACL
+// (aws_s3_object, or aws_s3_bucket_object before the AWS provider 4.0) is
+// readable by anyone, whatever its bucket's own ACL and policy say, unless
+// the bucket's public access block blocks or ignores public ACLs; it was
+// not reported.
+func TestS3PublicObjectACL(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_s3_bucket" "site" {
+  bucket = "site-assets"
+}
+
+resource "aws_s3_bucket_ownership_controls" "site" {
+  bucket = aws_s3_bucket.site.id
+  rule {
+    object_ownership = "BucketOwnerPreferred"
+  }
+}
+
+resource "aws_s3_object" "index" {
+  bucket = aws_s3_bucket.site.id
+  key    = "index.html"
+  source = "index.html"
+  acl    = "public-read"
+}
+
+resource "aws_s3_bucket_object" "legacy" {
+  bucket = aws_s3_bucket.site.bucket
+  key    = "old.html"
+  source = "old.html"
+  acl    = "public-read"
+}
+
+resource "aws_s3_bucket" "guarded" {
+  bucket = "guarded-assets"
+}
+
+resource "aws_s3_bucket_public_access_block" "guarded" {
+  bucket             = aws_s3_bucket.guarded.id
+  ignore_public_acls = true
+}
+
+resource "aws_s3_object" "guarded" {
+  bucket = aws_s3_bucket.guarded.id
+  key    = "index.html"
+  source = "index.html"
+  acl    = "public-read"
+}
+
+resource "aws_s3_object" "private" {
+  bucket = aws_s3_bucket.site.id
+  key    = "private.html"
+  source = "private.html"
+  acl    = "private"
+}
+`)
+	for _, addr := range []string{"aws_s3_object.index", "aws_s3_bucket_object.legacy"} {
+		got := activeOn(rep, RulePublicBucket, addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, `acl = "public-read" lets anyone read the object`) {
+			t.Errorf("%s: %+v, want one %s for the public object", addr, got, RulePublicBucket)
+		}
+	}
+	for _, addr := range []string{"aws_s3_object.guarded", "aws_s3_object.private"} {
+		if got := activeOn(rep, RulePublicBucket, addr); len(got) != 0 {
+			t.Errorf("%s: %+v, want none", addr, got)
+		}
+	}
+}
+
+// TestS3ACLsDisabled: a bucket whose ownership controls enforce the
+// bucket owner (BucketOwnerEnforced) has ACLs disabled: S3 refuses a
+// public canned ACL on it or on its objects, so neither opens it.
+func TestS3ACLsDisabled(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_s3_bucket" "site" {
+  bucket = "site-assets"
+}
+
+resource "aws_s3_bucket_ownership_controls" "site" {
+  bucket = aws_s3_bucket.site.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_acl" "site" {
+  bucket = aws_s3_bucket.site.id
+  acl    = "public-read"
+}
+
+resource "aws_s3_object" "index" {
+  bucket = aws_s3_bucket.site.id
+  key    = "index.html"
+  source = "index.html"
+  acl    = "public-read"
+}
+`)
+	for _, addr := range []string{"aws_s3_bucket_acl.site", "aws_s3_object.index"} {
+		if got := activeOn(rep, RulePublicBucket, addr); len(got) != 0 {
+			t.Errorf("%s: %+v, want none: the bucket's ACLs are disabled", addr, got)
+		}
+	}
+}
+
+// TestLambdaServicePermissionWithoutSource: a permission for an AWS
+// service principal that names no source (source_arn, source_account)
+// lets that service invoke the function for a resource of any AWS account,
+// which AWS warns of; it was reported only for Principal "*". One bounded
+// by a source, or by the token an Alexa skill presents, is not reported.
+func TestLambdaServicePermissionWithoutSource(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_lambda_permission" "api" {
+  statement_id  = "apigateway-invoke-permissions"
+  action        = "lambda:InvokeFunction"
+  principal     = "apigateway.amazonaws.com"
+  function_name = "authorizer"
+}
+
+resource "aws_lambda_permission" "bounded" {
+  statement_id  = "AllowExecutionFromSNS"
+  action        = "lambda:InvokeFunction"
+  principal     = "sns.amazonaws.com"
+  function_name = "authorizer"
+  source_arn    = "arn:aws:sns:eu-west-1:111122223333:alerts"
+}
+
+resource "aws_lambda_permission" "alexa" {
+  statement_id       = "AllowAlexa"
+  action             = "lambda:InvokeFunction"
+  principal          = "alexa-connectedhome.amazon.com"
+  function_name      = "authorizer"
+  event_source_token = "amzn1.ask.skill.0000"
+}
+`)
+	got := activeOn(rep, RuleLambdaURLOpen, "aws_lambda_permission.api")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "apigateway.amazonaws.com") || !strings.Contains(got[0].Message, "any AWS account") {
+		t.Errorf("the permission for API Gateway without a source: %+v, want one %s", got, RuleLambdaURLOpen)
+	}
+	for _, addr := range []string{"aws_lambda_permission.bounded", "aws_lambda_permission.alexa"} {
+		if got := activeOn(rep, RuleLambdaURLOpen, addr); len(got) != 0 {
+			t.Errorf("%s: %+v, want none", addr, got)
+		}
+	}
+}

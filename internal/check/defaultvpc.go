@@ -11,14 +11,18 @@ import (
 // What AWS makes with every account and VPC, as a project adopts it: the
 // default VPC and its subnets, and a VPC's default security group.
 
-// defaultVPC returns the default VPC the project adopts, nil when none.
-func (m *Model) defaultVPC() *VPC {
-	for _, v := range m.VPCs {
-		if v.Res != nil && v.Res.Type == "aws_default_vpc" {
+// defaultVPC returns the default VPC the project adopts or looks up in
+// the provider configuration (region, account) of the resource at addr,
+// nil when none. One whose configuration is not known is in the one
+// default VPC of the project, if it has only one.
+func (m *Model) defaultVPC(addr string) *VPC {
+	c, ok := m.configs[addr]
+	if !ok && len(m.defaultVPCs) == 1 {
+		for _, v := range m.defaultVPCs {
 			return v
 		}
 	}
-	return nil
+	return m.defaultVPCs[c]
 }
 
 // mapsPublicIP says why instances launched in s get a public address
@@ -44,16 +48,16 @@ var defaultVPCRange = netip.MustParsePrefix(tf.DefaultVPCRange)
 // The project adopts them (aws_default_vpc, aws_default_subnet) or looks
 // them up (data sources: tf.DefaultVPCOf, tf.DefaultSubnetsOf); it does
 // not make them, so what AWS made is what they are until it says
-// otherwise. A lookup of the default VPC is the VPC the project adopts,
-// if it does; lookups of it in several modules are one VPC, whatever the
-// region of their provider.
+// otherwise. Each provider configuration (m.configs: a region, an
+// account) has its own default VPC: the one the project adopts there, if
+// it does, which lookups there are too, in whichever module.
 func (m *Model) buildDefaultVPC(byType map[string][]*tf.Resource) {
-	var v *VPC
+	m.defaultVPCs = map[string]*VPC{}
 	for _, r := range byType["aws_default_vpc"] {
-		v = m.adoptDefaultVPC(r)
+		m.defaultVPCs[m.configs[r.Address]] = m.adoptDefaultVPC(r)
 	}
 	for _, r := range byType["aws_default_subnet"] {
-		s := &Subnet{Addr: r.Address, VPC: v, Res: r, MapPublicIP: boolean(r.Values, "map_public_ip_on_launch", true)}
+		s := &Subnet{Addr: r.Address, VPC: m.defaultVPC(r.Address), Res: r, MapPublicIP: boolean(r.Values, "map_public_ip_on_launch", true)}
 		if c := str(r.Values, "cidr_block"); c != "" {
 			if p, ok := m.prefix(r, "cidr_block", c); ok {
 				s.CIDR = p
@@ -63,27 +67,37 @@ func (m *Model) buildDefaultVPC(byType map[string][]*tf.Resource) {
 		m.subnets[r.Address] = s
 	}
 	ids, lookups := defaultLookups(m.Resources)
-	if len(ids) == 0 && len(lookups) == 0 {
-		return
-	}
-	if v == nil {
-		// Named by its lookup, or, where only a lookup of default
-		// subnets names it, as what it is.
+	// lookedUp returns the default VPC of the lookup at l's configuration,
+	// made when the project neither adopts it nor looked it up before:
+	// named by a lookup of it, or, where only lookups of its subnets name
+	// it, as what it is.
+	lookedUp := func(l string) *VPC {
+		c := m.configs[l]
+		if v := m.defaultVPCs[c]; v != nil {
+			return v
+		}
 		addr := "the default VPC"
 		for _, id := range ids {
-			if l, _ := tf.DefaultVPCLookup(id); strings.Contains(l, "data.aws_vpc.") {
+			if l, _ := tf.DefaultVPCLookup(id); strings.Contains(l, "data.aws_vpc.") && m.configs[l] == c {
 				addr = l
 				break
 			}
 		}
-		v = m.adoptDefaultVPC(&tf.Resource{Address: addr, Type: "aws_default_vpc", Values: map[string]any{}})
+		if addr == "the default VPC" && len(m.defaultVPCs) > 0 {
+			addr += " of " + c
+		}
+		v := m.adoptDefaultVPC(&tf.Resource{Address: addr, Type: "aws_default_vpc", Values: map[string]any{}})
+		m.defaultVPCs[c] = v
+		return v
 	}
 	for _, id := range ids {
+		l, _ := tf.DefaultVPCLookup(id)
+		v := lookedUp(l)
 		m.vpcs[id] = v
 		m.tables[tf.VPCDefaults(id)["main_route_table_id"]] = m.mainTable(v)
 	}
 	for _, l := range lookups {
-		s := &Subnet{Addr: l, VPC: v, CIDR: defaultVPCRange, MapPublicIP: true,
+		s := &Subnet{Addr: l, VPC: lookedUp(l), CIDR: defaultVPCRange, MapPublicIP: true,
 			Res: &tf.Resource{Address: l, Type: "aws_default_subnet", Values: map[string]any{}}}
 		m.Subnets = append(m.Subnets, s)
 		m.subnets[tf.DefaultSubnetsOf(l)] = s
@@ -157,47 +171,80 @@ func (m *Model) defaultSubnetsFrom(from []string) (found []*Subnet, rest []strin
 	return found, rest
 }
 
-// defaultSubnet returns the subnet an endpoint that names none is launched
-// in: a default subnet of the default VPC, when the project adopts or looks
-// up that VPC and every default subnet it manages maps public addresses
-// (all are then alike); nil otherwise.
-func (m *Model) defaultSubnet() *Subnet {
-	v := m.defaultVPC()
-	if v == nil || m.defaultSubnetsPrivate {
-		return nil
+// defaultSubnet returns the subnet an endpoint at addr that names none is
+// launched in: a default subnet of the default VPC of its provider
+// configuration, as AWS made it, when the project adopts or looks up that
+// VPC; nil otherwise, or when the project keeps the default subnet of the
+// endpoint's zone from mapping public addresses. maybe says it may land in
+// such a subnet instead: it names no zone, or its zone's default subnet
+// maps public addresses as a value not known statically says.
+func (m *Model) defaultSubnet(addr string) (s *Subnet, maybe bool) {
+	v := m.defaultVPC(addr)
+	if v == nil {
+		return nil, false
 	}
-	addr := v.Addr + ":default-subnet"
-	if s := m.subnets[addr]; s != nil {
-		return s
+	if m.defaultSubnetsPrivate(v) {
+		az := ""
+		if r := m.byRef[addr]; r != nil {
+			az = str(r.Values, "availability_zone")
+		}
+		switch {
+		case m.defaultAZs[az] == "off":
+			return nil, false
+		case az == "" || m.defaultAZs[az] == "unknown":
+			maybe = true
+		}
 	}
-	s := &Subnet{Addr: addr, VPC: v, CIDR: defaultVPCRange, MapPublicIP: true,
-		Res: &tf.Resource{Address: addr, Type: "aws_default_subnet", Values: map[string]any{}}}
+	sub := v.Addr + ":default-subnet"
+	if s := m.subnets[sub]; s != nil {
+		return s, maybe
+	}
+	s = &Subnet{Addr: sub, VPC: v, CIDR: defaultVPCRange, MapPublicIP: true,
+		Res: &tf.Resource{Address: sub, Type: "aws_default_subnet", Values: map[string]any{}}}
 	m.Subnets = append(m.Subnets, s)
-	m.subnets[addr] = s
-	return s
+	m.subnets[sub] = s
+	return s, maybe
 }
 
 // placeUnplaced puts what names no subnet (an instance, a data store that
 // names no subnet group), which AWS launches in a default subnet of the
 // default VPC, in that subnet when the project adopts or looks up the
-// default VPC (defaultSubnet): its path is then the VPC's, not assumed.
+// default VPC (defaultSubnet): its path is then the VPC's, not assumed,
+// unless it may land in a default subnet the project keeps from mapping
+// public addresses instead.
 func (m *Model) placeUnplaced() {
 	for _, e := range m.Endpoints {
 		if len(e.Subnets) > 0 || len(e.SubnetsMaybe) > 0 || e.SubnetsAny || e.Unplaced != inDefaultSubnets && e.Unplaced != noSubnetNamed {
 			continue
 		}
-		if s := m.defaultSubnet(); s != nil {
+		switch s, maybe := m.defaultSubnet(e.Addr); {
+		case s == nil:
+		case maybe:
+			e.SubnetsMaybe, e.Unplaced = []*Subnet{s}, ""
+			e.SubnetsUnknown = "no subnet is named: it is launched in a default subnet of " + s.VPC.Addr + ", which may be one the project keeps from mapping public addresses or, as assumed, one as AWS made it"
+		default:
 			e.Subnets, e.Unplaced = []*Subnet{s}, ""
 		}
 	}
 }
 
 // takesDefaultSG reports whether AWS gives e its VPC's default security
-// group when it names none: everything but load balancers (a network load
-// balancer has none) and EKS clusters and node groups (EKS gives them the
-// cluster group it makes).
+// group when it names none: everything but EKS clusters and node groups
+// (EKS gives them the cluster group it makes) and load balancers other
+// than application load balancers (a network or gateway load balancer has
+// none; a classic one's is its own, which admits its listeners' ports in
+// the default VPC); one whose type is not known statically is read as
+// having none.
 func takesDefaultSG(e *Endpoint) bool {
-	return e.Kind != "lb" && e.Kind != "eks-nodes" && e.Kind != "eks" && !e.Azure && !e.Managed
+	if e.Kind == "lb" {
+		r := e.Res
+		if r == nil || r.Type != "aws_lb" && r.Type != "aws_alb" || unknown(r.Values, "load_balancer_type") {
+			return false
+		}
+		t := str(r.Values, "load_balancer_type")
+		return t == "" || t == "application"
+	}
+	return e.Kind != "eks-nodes" && e.Kind != "eks" && !e.Azure && !e.Managed
 }
 
 // groupsOf returns the security groups e is a member of: those it names,
@@ -227,4 +274,28 @@ func (m *Model) defaultSG(vpc *VPC) *SG {
 		}
 	}
 	return nil
+}
+
+// defaultSubnetsPrivate reports whether the project manages a default
+// subnet that maps no public addresses in the provider configuration whose
+// default VPC is v; with v nil (not known which), in every configuration
+// whose default VPC the project adopts or looks up.
+func (m *Model) defaultSubnetsPrivate(v *VPC) bool {
+	if v != nil {
+		for c, d := range m.defaultVPCs {
+			if d == v {
+				return m.privateDefaults[c]
+			}
+		}
+		return false
+	}
+	if len(m.privateDefaults) == 0 {
+		return false
+	}
+	for c := range m.defaultVPCs {
+		if !m.privateDefaults[c] {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -127,5 +128,124 @@ resource "aws_instance" "node" {
 	}
 	if f := findingOn(rep, RuleWorldOpen, "aws_security_group.ssh"); f == nil || !strings.Contains(f.Message, "no path from the internet to it is proven") {
 		t.Errorf("the world-open group: %+v, want one attached with no path proven", f)
+	}
+}
+
+// Each region's default VPC is a network of its own, whatever range they
+// share: lookups made with another provider configuration, by a resource's
+// provider argument or through a module call's providers, are another
+// default VPC, whose instances do not reach a group that admits the first
+// one's range; a module given the default configuration looks up the
+// root's default VPC.
+func TestDefaultVPCPerRegion(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/aws/default-vpc-regions"}}, "aws_db_instance.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := map[string]bool{}
+	for _, a := range acc {
+		if a.Port == 5432 {
+			from[a.Source] = true
+		}
+	}
+	for src := range from {
+		if strings.Contains(src, "west") {
+			t.Errorf("the database in us-east-1 is reached from %s, in us-west-2's default VPC", src)
+		}
+	}
+	if !from["module.east.aws_instance.this (in module.east.data.aws_subnets.default)"] {
+		t.Errorf("the database is not reached from the instance of the module on the default provider: %v", from)
+	}
+}
+
+// A default subnet whose mapping of public addresses the project turns off
+// in one region says nothing of another region's default subnets: an
+// instance there that names no subnet gets a public address, and SSH open
+// to the world reaches it.
+func TestDefaultSubnetPrivateInOtherRegion(t *testing.T) {
+	rep := checkSource(t, `
+provider "aws" {
+  region = "us-east-1"
+}
+
+provider "aws" {
+  alias  = "west"
+  region = "us-west-2"
+}
+
+resource "aws_default_vpc" "east" {}
+
+resource "aws_default_subnet" "east_a" {
+  availability_zone       = "us-east-1a"
+  map_public_ip_on_launch = false
+}
+
+resource "aws_default_vpc" "west" {
+  provider = aws.west
+}
+
+resource "aws_security_group" "ssh" {
+  provider = aws.west
+  name     = "ssh"
+  vpc_id   = aws_default_vpc.west.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_instance" "bastion" {
+  provider               = aws.west
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  vpc_security_group_ids = [aws_security_group.ssh.id]
+}
+`)
+	f := findingOn(rep, RuleExposedPort, "aws_instance.bastion")
+	if f == nil || f.Severity != Critical || !strings.Contains(pathText(f.Path), "aws_default_vpc.west:internet-gateway") {
+		t.Fatalf("the bastion in us-west-2's default VPC: %+v, want %s critical through that VPC's gateway", f, RuleExposedPort)
+	}
+}
+
+// An auto scaling group that names availability zones but no subnet
+// launches its instances in those zones' default subnets, as an instance
+// that names no subnet is: in the default VPC the project looks up, whose
+// path is proven; it was read as in a subnet outside the scanned code.
+func TestDefaultVPCAutoScalingGroupByZone(t *testing.T) {
+	rep := checkSource(t, `
+data "aws_vpc" "default" {
+  default = true
+}
+
+resource "aws_security_group" "web" {
+  vpc_id = data.aws_vpc.default.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_launch_template" "web" {
+  image_id               = "ami-12345678"
+  instance_type          = "t3.micro"
+  vpc_security_group_ids = [aws_security_group.web.id]
+}
+
+resource "aws_autoscaling_group" "web" {
+  availability_zones = ["us-east-1a", "us-east-1b"]
+  min_size           = 1
+  max_size           = 2
+  launch_template {
+    id = aws_launch_template.web.id
+  }
+}
+`)
+	f := findingOn(rep, RuleExposedPort, "aws_autoscaling_group.web")
+	if f == nil || f.Severity != Critical || strings.Contains(f.Message, "may be") || !strings.Contains(pathText(f.Path), "data.aws_vpc.default:internet-gateway") {
+		t.Errorf("the group in the default subnets: %+v, want %s critical through the default VPC's gateway", f, RuleExposedPort)
 	}
 }

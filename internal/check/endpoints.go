@@ -194,7 +194,7 @@ func (m *Model) subnetsIn(e *Endpoint, vals map[string]any, attr string) []*Subn
 	if !unk {
 		return subs
 	}
-	if found, rest := m.defaultSubnetsFrom(from); len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate {
+	if found, rest := m.defaultSubnetsFrom(from); len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate(found[0].VPC) {
 		// Every subnet it may be is a default subnet of the default VPC,
 		// and every one of those is alike.
 		return append(subs, found...)
@@ -288,7 +288,19 @@ var allInternet = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustP
 func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_default_subnet"] {
 		if unknown(r.Values, "map_public_ip_on_launch") || has(r.Values, "map_public_ip_on_launch") && !boolean(r.Values, "map_public_ip_on_launch", true) {
-			m.defaultSubnetsPrivate = true
+			if m.privateDefaults == nil {
+				m.privateDefaults = map[string]bool{}
+			}
+			m.privateDefaults[m.configs[r.Address]] = true
+			if az := str(r.Values, "availability_zone"); az != "" {
+				if m.defaultAZs == nil {
+					m.defaultAZs = map[string]string{}
+				}
+				m.defaultAZs[az] = "off"
+				if unknown(r.Values, "map_public_ip_on_launch") {
+					m.defaultAZs[az] = "unknown"
+				}
+			}
 		}
 	}
 	for _, r := range byType["aws_eip"] {
@@ -401,6 +413,10 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "asg", Res: r}
 		t, known := m.asgTemplate(r)
 		e.Subnets = m.launchedSubnets(e, t, r.Values, "vpc_zone_identifier")
+		if !has(r.Values, "vpc_zone_identifier") && !unknown(r.Values, "vpc_zone_identifier") && templateInterface(t) == nil && known {
+			// Its availability_zones' default subnets.
+			e.Unplaced = noSubnetNamed
+		}
 		m.templateSGs(e, t, known)
 		if why, _, assumed := m.asgPublicIP(r); why != "" {
 			e.Public, e.PublicAssumed, e.Why = true, assumed, why
@@ -576,6 +592,14 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := sourceOnly(r, "App Runner VPC connector")
 		e.Subnets = m.subnetsIn(e, r.Values, "subnets")
 		m.attachSGs(e, r.Values, "security_groups")
+		add(e)
+	}
+	// An HTTP API's VPC link, likewise: API Gateway's connections to the
+	// integration's targets leave from its interfaces, behind its groups.
+	for _, r := range byType["aws_apigatewayv2_vpc_link"] {
+		e := sourceOnly(r, "VPC link")
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
+		m.attachSGs(e, r.Values, "security_group_ids")
 		add(e)
 	}
 	// An Amazon MQ broker. A public RabbitMQ broker is reached through an

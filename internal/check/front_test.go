@@ -256,3 +256,38 @@ resource "aws_vpc_endpoint_service_allowed_principal" "all" {
 		}
 	}
 }
+
+// TestVPCLinkGroupTakesNoConnection: an HTTP API's VPC link has interfaces
+// in its subnets that only open connections to the integration's targets,
+// as a Lambda function's do; a group that admits the world and carries
+// only them is medium, not high as a group attached to something that
+// listens.
+func TestVPCLinkGroupTakesNoConnection(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_subnet" "a" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_security_group" "link" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_apigatewayv2_vpc_link" "link" {
+  name               = "link"
+  security_group_ids = [aws_security_group.link.id]
+  subnet_ids         = [aws_subnet.a.id]
+}
+`)
+	got := activeOn(rep, RuleWorldOpen, "aws_security_group.link")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "aws_apigatewayv2_vpc_link.link, which takes no connection") {
+		t.Errorf("%s on the VPC link's group: %+v, want one medium naming the link", RuleWorldOpen, got)
+	}
+}

@@ -676,3 +676,55 @@ resource "aws_instance" "no_subnet" {
 `)
 	wantFindings(t, rep, RulePublicIP, map[string]bool{"aws_instance.no_subnet": true, "aws_default_subnet.a": true})
 }
+
+// A default subnet the project keeps from mapping public addresses speaks
+// for its own zone alone: an instance that names no subnet but another
+// zone lands in that zone's default subnet as AWS made it, public, so SSH
+// open to the world reaches it; one in the managed zone gets no address,
+// and one that names no zone may land in either, and is assumed public,
+// on the path of the default VPC the project adopts.
+func TestDefaultSubnetOfAnotherZone(t *testing.T) {
+	src := func(az string) string {
+		return `
+resource "aws_default_vpc" "default" {}
+
+resource "aws_default_subnet" "a" {
+  availability_zone       = "eu-west-1a"
+  map_public_ip_on_launch = false
+}
+
+resource "aws_security_group" "ssh" {
+  vpc_id = aws_default_vpc.default.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_instance" "bastion" {
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  vpc_security_group_ids = [aws_security_group.ssh.id]
+` + az + `
+}
+`
+	}
+	f := findingOn(checkSource(t, src(`availability_zone = "eu-west-1b"`)), RuleExposedPort, "aws_instance.bastion")
+	if f == nil || f.Severity != Critical || strings.Contains(f.Message, "may be") {
+		t.Errorf("the bastion in eu-west-1b's default subnet: %+v, want %s critical and proven", f, RuleExposedPort)
+	}
+	if f := findingOn(checkSource(t, src(`availability_zone = "eu-west-1a"`)), RuleExposedPort, "aws_instance.bastion"); f != nil {
+		t.Errorf("the bastion in the default subnet that maps no address: %s", f.Message)
+	}
+	f = findingOn(checkSource(t, src("")), RuleExposedPort, "aws_instance.bastion")
+	if f == nil || !strings.Contains(f.Message, "may be reachable") || !strings.Contains(f.Message, "keeps only some default subnets from mapping public addresses") {
+		t.Fatalf("the bastion in a zone AWS picks: %+v, want %s, not proven", f, RuleExposedPort)
+	}
+	// The default VPC the project adopts is on the path, not one assumed
+	// outside the scanned code.
+	if p := pathText(f.Path); !strings.Contains(p, "aws_default_vpc.default:internet-gateway") || strings.Contains(f.Message, "not in the scanned code") {
+		t.Errorf("the bastion in a zone AWS picks: path %s, message %s; want the adopted default VPC's", p, f.Message)
+	}
+}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 )
@@ -37,12 +38,18 @@ func (m *Model) peerSources(s *Subnet) []peerSource {
 			continue
 		}
 		for _, r := range t.Routes {
-			if r.Kind != "igw" {
-				continue
-			}
-			if gw := m.lookup(r.Target); gw != nil && gw.Type == "aws_vpn_gateway" {
-				src := Source{Name: "VPN " + r.Target + " (" + r.Dest.String() + ")", Set: setOf(r.Dest), SGs: map[string]bool{}, Gateway: r.Target}
-				out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target, Detail: fmt.Sprintf("site-to-site VPN; %s routes %s to it", t.Addr, r.Dest)}})
+			switch {
+			case r.Kind == "igw":
+				if gw := m.lookup(r.Target); gw != nil && gw.Type == "aws_vpn_gateway" {
+					src := Source{Name: "VPN " + r.Target + " (" + r.Dest.String() + ")", Set: setOf(r.Dest), SGs: map[string]bool{}, Gateway: r.Target}
+					out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target, Detail: fmt.Sprintf("site-to-site VPN; %s routes %s to it", t.Addr, r.Dest)}})
+				}
+			case r.Kind == "tgw":
+				for _, conn := range m.tgwVPNs(r.Target, r.Dest) {
+					src := Source{Name: "VPN " + conn + " (" + r.Dest.String() + ")", Set: setOf(r.Dest), SGs: map[string]bool{}, Gateway: r.Target}
+					out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target,
+						Detail: fmt.Sprintf("transit gateway with site-to-site VPN %s; %s routes %s to it", conn, t.Addr, r.Dest)}})
+				}
 			}
 		}
 	}
@@ -231,4 +238,34 @@ func (m *Model) lateral(fs *findings) {
 			}
 		}
 	}
+}
+
+// tgwVPNs returns the site-to-site VPN connections attached to transit
+// gateway tgw (aws_vpn_connection's transit_gateway_id) from whose
+// networks traffic for dest may come back through it: none when dest lies
+// within a VPC attached to the gateway, whose traffic it is, or holds the
+// internet at large (wide), whose way out the gateway is. Which ranges
+// a connection carries is its customer's (static routes on the gateway's
+// tables, or BGP), so every range routed to the gateway is read as one.
+func (m *Model) tgwVPNs(tgw string, dest netip.Prefix) []string {
+	if wide(m.Internet().Set, setOf(dest), nil) {
+		return nil // the internet at large: the way out (an egress VPC), not a customer's network
+	}
+	for _, v := range m.VPCs {
+		if !m.tgws[tgw][v.Addr] {
+			continue
+		}
+		for _, c := range v.CIDRs {
+			if c.Bits() <= dest.Bits() && c.Contains(dest.Addr()) {
+				return nil
+			}
+		}
+	}
+	var conns []string
+	for _, r := range m.Resources {
+		if r.Type == "aws_vpn_connection" && m.addr(str(r.Values, "transit_gateway_id")) == tgw {
+			conns = append(conns, r.Address)
+		}
+	}
+	return conns
 }

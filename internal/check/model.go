@@ -88,11 +88,23 @@ type Model struct {
 	// providers holds what the configuration says of each provider's
 	// version (providerBefore).
 	providers map[string]tf.Provider
+	// configs holds the provider configuration of each resource and data
+	// source, by address (tf.Project.Configs): each has its own default
+	// VPC.
+	configs map[string]string
+	// defaultVPCs holds the default VPC the project adopts or looks up in
+	// each provider configuration (buildDefaultVPC).
+	defaultVPCs map[string]*VPC
 
-	// defaultSubnetsPrivate is set when the project manages a default
-	// subnet that maps no public addresses: an instance that names no
-	// subnet may land there.
-	defaultSubnetsPrivate bool
+	// privateDefaults holds the provider configurations in which the
+	// project manages a default subnet that maps no public addresses: an
+	// instance that names no subnet there may land in it
+	// (defaultSubnetsPrivate).
+	privateDefaults map[string]bool
+	// defaultAZs holds, by availability zone, how the default subnet the
+	// project manages there maps public addresses when it may map none:
+	// "off" (map_public_ip_on_launch = false) or "unknown".
+	defaultAZs map[string]string
 }
 
 // VPC is an aws_vpc.
@@ -557,20 +569,21 @@ func (m *Model) prefix(r *tf.Resource, what, s string) (netip.Prefix, bool) {
 // Build makes the model of the resources, read with the providers' newest
 // versions.
 func Build(res []tf.Resource) *Model {
-	return build(res, nil)
+	return build(&tf.Project{Resources: res})
 }
 
 // BuildProject makes the model of a project's resources, read with the
 // provider versions it runs (a default that changed with one).
 func BuildProject(p *tf.Project) *Model {
-	return build(p.Resources, p.Providers)
+	return build(p)
 }
 
-func build(res []tf.Resource, providers map[string]tf.Provider) *Model {
+func build(p *tf.Project) *Model {
+	res, providers := p.Resources, p.Providers
 	m := &Model{byRef: map[string]*tf.Resource{}, byName: map[[2]string]*tf.Resource{}, vpcs: map[string]*VPC{}, subnets: map[string]*Subnet{},
 		tables: map[string]*RouteTable{}, sgs: map[string]*SG{}, nacls: map[string]*NACL{},
 		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{}, sgRef: map[string]bool{},
-		tgws: map[string]map[string]bool{}, providers: providers}
+		tgws: map[string]map[string]bool{}, providers: providers, configs: p.Configs}
 	byType := map[string][]*tf.Resource{}
 	for i := range res {
 		r := &res[i]

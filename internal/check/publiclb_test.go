@@ -140,3 +140,114 @@ func TestNLBClientAddress(t *testing.T) {
 		})
 	}
 }
+
+// An application load balancer that names no security group is in its
+// VPC's default group, as AWS makes it when none is given: one that admits
+// only its own members keeps the internet from the balancer and from the
+// targets it forwards to, which were reported reached through it as
+// through a network load balancer, which has no group; one the project
+// opens to the world lets it in.
+func TestApplicationLBWithoutGroups(t *testing.T) {
+	src := func(defaultSG string) string {
+		return `
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_internet_gateway" "gw" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_subnet" "public" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_subnet" "private" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.2.0/24"
+}
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.gw.id
+  }
+}
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+resource "aws_lb" "web" {
+  internal           = false
+  load_balancer_type = "application"
+  subnets            = [aws_subnet.public.id]
+}
+resource "aws_lb_target_group" "web" {
+  port     = 8080
+  protocol = "HTTP"
+  vpc_id   = aws_vpc.main.id
+}
+resource "aws_lb_listener" "web" {
+  load_balancer_arn = aws_lb.web.arn
+  port              = 80
+  protocol          = "HTTP"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.web.arn
+  }
+}
+resource "aws_security_group" "app" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 8080
+    to_port     = 8080
+    protocol    = "tcp"
+    cidr_blocks = ["10.0.0.0/16"]
+  }
+}
+resource "aws_instance" "app" {
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.private.id
+  vpc_security_group_ids = [aws_security_group.app.id]
+}
+resource "aws_lb_target_group_attachment" "app" {
+  target_group_arn = aws_lb_target_group.web.arn
+  target_id        = aws_instance.app.id
+}
+` + defaultSG
+	}
+	fromInternet := func(dir, addr string) bool {
+		t.Helper()
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range acc {
+			if a.Source == "internet" {
+				return true
+			}
+		}
+		return false
+	}
+	closed := writeProject(t, src(""))
+	for _, addr := range []string{"aws_lb.web", "aws_instance.app"} {
+		if fromInternet(closed, addr) {
+			t.Errorf("%s is reached from the internet through a balancer in the VPC's default group as AWS makes it", addr)
+		}
+	}
+	open := writeProject(t, src(`
+resource "aws_default_security_group" "default" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 80
+    to_port     = 80
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+`))
+	for _, addr := range []string{"aws_lb.web", "aws_instance.app"} {
+		if !fromInternet(open, addr) {
+			t.Errorf("%s is not reached from the internet through a balancer whose default group admits it", addr)
+		}
+	}
+}

@@ -713,7 +713,7 @@ func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int,
 	switch {
 	case e.SGsUnknown != "":
 		return set, Hop{Kind: "sg", Addr: e.Addr + ":security-groups", Detail: e.SGsUnknown}, []string{e.Addr + ": " + e.SGsUnknown}, true
-	case len(sgs) == 0 && e.Kind == "lb":
+	case len(sgs) == 0 && e.Kind == "lb" && !takesDefaultSG(e):
 		// No resource filters here: the hop names none (the balancer is
 		// the next).
 		return set, Hop{Kind: "sg", Detail: "no security group (network load balancer)"}, nil, true

@@ -274,7 +274,7 @@ func (m *Model) tablesNamed(r *tf.Resource, k string) (ts []*RouteTable, anyTabl
 // subnetsFrom is tablesFrom for subnets.
 func (m *Model) subnetsFrom(from []string) []*Subnet {
 	found, rest := m.defaultSubnetsFrom(from)
-	if len(found) > 0 && m.defaultSubnetsPrivate {
+	if len(found) > 0 && m.defaultSubnetsPrivate(found[0].VPC) {
 		// A lookup of the default subnets may find those the project
 		// manages.
 		for _, s := range m.Subnets {

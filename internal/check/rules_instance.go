@@ -130,7 +130,7 @@ func (m *Model) subnetsPublicIP(vals map[string]any, attr string) (why string, a
 	}
 	const maps = "it may be a default subnet or one with map_public_ip_on_launch = true: assumed to give a public address"
 	unk, from := unknownRefs(vals, attr)
-	if found, rest := m.defaultSubnetsFrom(from); unk && len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate {
+	if found, rest := m.defaultSubnetsFrom(from); unk && len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate(found[0].VPC) {
 		return "launched in " + found[0].Addr + ", " + found[0].mapsPublicIP(), false
 	}
 	if unk {
@@ -150,8 +150,13 @@ func (m *Model) subnetsPublicIP(vals map[string]any, attr string) (why string, a
 		}
 	}
 	if len(refs) == 0 && !unk {
-		if m.defaultSubnetsPrivate {
-			return "", false // the project turned some default subnet's mapping off
+		switch az := str(vals, "availability_zone"); {
+		case m.defaultAZs[az] == "off":
+			return "", false // the default subnet of its zone maps none
+		case m.defaultAZs[az] == "unknown":
+			return "no subnet is named: it is launched in the default subnet of " + az + ", whose map_public_ip_on_launch is not known statically: assumed to give a public address", true
+		case az == "" && m.defaultSubnetsPrivate(nil):
+			return "no subnet is named: it is launched in a default subnet of the default VPC, in a zone AWS picks, and the project keeps only some default subnets from mapping public addresses: assumed to give one, as AWS makes default subnets", true
 		}
 		return "no subnet is named: it is launched in a default subnet of the default VPC, and default subnets give every instance a public address", false
 	}

@@ -30,7 +30,7 @@ const (
 func publicServiceRules() []Rule {
 	return []Rule{
 		{RuleLambdaURLOpen, Medium, "Lambda function invoked without authentication",
-			"A Lambda function URL sets authorization_type = \"NONE\": it takes unsigned HTTPS requests from the internet, and only the function's resource policy and its own code decide who gets in; or an aws_lambda_permission grants invocation to Principal \"*\" without a source_arn, source_account or principal_org_id, so any AWS account (and, for a function URL of type NONE, anyone) invokes it. An authorization type or principal that is not known statically is read as open, and the finding says so.",
+			"A Lambda function URL sets authorization_type = \"NONE\": it takes unsigned HTTPS requests from the internet, and only the function's resource policy and its own code decide who gets in; or an aws_lambda_permission grants invocation to Principal \"*\" without a source_arn, source_account or principal_org_id, so any AWS account (and, for a function URL of type NONE, anyone) invokes it, or to an AWS service (apigateway.amazonaws.com, sns.amazonaws.com, …) without a source_arn or source_account, so that service invokes it for a resource of any AWS account. An authorization type or principal that is not known statically is read as open, and the finding says so.",
 			"Set authorization_type = \"AWS_IAM\" on the function URL and grant lambda:InvokeFunctionUrl to the roles that call it, or put the function behind API Gateway with an authorizer; name the calling service and its source_arn in aws_lambda_permission."},
 		{RuleSearchOpenPols, Critical, "OpenSearch domain open to everyone",
 			"An OpenSearch or Elasticsearch domain with a public endpoint (no vpc_options) has an access policy (access_policies, or aws_opensearch_domain_policy / aws_elasticsearch_domain_policy) that allows Principal \"*\" without a condition, and fine-grained access control (advanced_security_options) is off or admits anonymous users (anonymous_auth_enabled): anyone on the internet reads, writes and deletes its indices. Fine-grained access control whose enabled is not known statically is read as off, and one whose anonymous_auth_enabled is not as admitting anonymous users, and the finding says so. A policy only parts of which are known statically (the account or region named through data.aws_caller_identity or data.aws_region) is read for the statements those parts show, and the finding says so; one not known statically at all, or whose principal is not, is not judged here; the public endpoint itself is AWS-NET-002.",
@@ -62,9 +62,10 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 		}
 	}
 	for _, r := range byType["aws_lambda_permission"] {
-		// A source bounds the grant to one caller, whoever the principal.
+		// A source bounds the grant to one caller, whoever the principal;
+		// an Alexa skill's token to the skill that presents it.
 		bounded := false
-		for _, k := range []string{"source_arn", "source_account", "principal_org_id"} {
+		for _, k := range []string{"source_arn", "source_account", "principal_org_id", "event_source_token"} {
 			if has(r.Values, k) {
 				bounded = true
 			}
@@ -75,6 +76,8 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleLambdaURLOpen, r, nil, "principal is not known statically and no source_arn, source_account or principal_org_id bounds the grant: read as \"*\", so every AWS account may invoke the function")
 		case str(r.Values, "principal") == "*":
 			fs.add(RuleLambdaURLOpen, r, nil, "grants %s to Principal \"*\" without source_arn, source_account or principal_org_id: every AWS account invokes the function", orDash(str(r.Values, "action")))
+		case strings.HasSuffix(str(r.Values, "principal"), ".amazonaws.com"):
+			fs.add(RuleLambdaURLOpen, r, nil, "grants %s to the service %s without source_arn or source_account: a resource of that service in any AWS account may be set to invoke the function", orDash(str(r.Values, "action")), str(r.Values, "principal"))
 		}
 	}
 	policies := m.searchPolicies(byType)
@@ -345,17 +348,29 @@ func (m *Model) s3Public(byType map[string][]*tf.Resource, fs *findings) {
 			aclBlocked[b] = true
 		}
 	}
+	// Ownership controls that enforce the bucket owner disable ACLs: S3
+	// refuses a public one on the bucket or its objects.
+	for _, r := range byType["aws_s3_bucket_ownership_controls"] {
+		if b := bucketOf(r); b != "" && str(block(r.Values, "rule"), "object_ownership") == "BucketOwnerEnforced" {
+			aclBlocked[b] = true
+		}
+	}
 	// A canned ACL or grant for everyone (AllUsers) or every AWS account
 	// (AuthenticatedUsers), on the bucket (inline before the AWS provider 4.0)
-	// or in aws_s3_bucket_acl.
-	for _, typ := range []string{"aws_s3_bucket", "aws_s3_bucket_acl"} {
+	// or in aws_s3_bucket_acl, or on an object, which its own ACL opens
+	// whatever the bucket's say.
+	for _, typ := range []string{"aws_s3_bucket", "aws_s3_bucket_acl", "aws_s3_object", "aws_s3_bucket_object"} {
+		what := "bucket"
+		if strings.HasSuffix(typ, "_object") {
+			what = "object"
+		}
 		for _, r := range byType[typ] {
 			bucket := bucketOf(r)
 			if aclBlocked[bucket] || typ == "aws_s3_bucket" && (aclBlocked[r.Address] || aclBlocked[str(r.Values, "id")]) {
 				continue
 			}
 			if acl := str(r.Values, "acl"); acl == "public-read" || acl == "public-read-write" || acl == "authenticated-read" {
-				fs.add(RulePublicBucket, r, nil, "acl = %q lets %s read the bucket, and no public access block with block_public_acls or ignore_public_acls stands in the way", acl, aclWho(acl))
+				fs.add(RulePublicBucket, r, nil, "acl = %q lets %s read the %s, and no public access block with block_public_acls or ignore_public_acls stands in the way", acl, aclWho(acl), what)
 				continue
 			}
 			for _, acp := range blocks(r.Values, "access_control_policy") {

@@ -257,7 +257,7 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 		for _, r := range byType[typ] {
 			g := &SG{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))], Res: r}
 			if typ == "aws_default_security_group" && !has(r.Values, "vpc_id") {
-				g.VPC = m.defaultVPC() // without vpc_id, the default VPC's
+				g.VPC = m.defaultVPC(r.Address) // without vpc_id, the default VPC's
 			}
 			for i, b := range blocks(r.Values, "ingress") {
 				g.Ingress = append(g.Ingress, m.sgRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i), r.Address, false))

@@ -234,3 +234,79 @@ resource "aws_vpn_gateway_route_propagation" "db" {
 		})
 	}
 }
+
+// TestReachVPNOnTransitGateway: a site-to-site VPN attached to a transit
+// gateway, to which the database subnet's table routes the office range,
+// is a network that reaches the database as one on a VPN gateway does;
+// it was no source at all. A range the table sends to the transit gateway
+// that is another attached VPC's is that VPC's, not the VPN's, and the
+// internet at large sent there is the way out, not the VPN's network.
+func TestReachVPNOnTransitGateway(t *testing.T) {
+	const db = "aws_db_instance.orders"
+	dir := writeProject(t, vpnNetwork+`
+resource "aws_ec2_transit_gateway" "hub" {}
+resource "aws_ec2_transit_gateway_vpc_attachment" "prod" {
+  transit_gateway_id = aws_ec2_transit_gateway.hub.id
+  vpc_id             = aws_vpc.prod.id
+  subnet_ids         = [aws_subnet.db.id]
+}
+resource "aws_vpc" "shared" {
+  cidr_block = "192.168.128.0/17"
+}
+resource "aws_ec2_transit_gateway_vpc_attachment" "shared" {
+  transit_gateway_id = aws_ec2_transit_gateway.hub.id
+  vpc_id             = aws_vpc.shared.id
+  subnet_ids         = ["subnet-0123456789abcdef0"]
+}
+resource "aws_vpn_connection" "branch" {
+  transit_gateway_id  = aws_ec2_transit_gateway.hub.id
+  customer_gateway_id = aws_customer_gateway.office.id
+  type                = "ipsec.1"
+  static_routes_only  = true
+}
+resource "aws_route_table" "db" {
+  vpc_id = aws_vpc.prod.id
+  route {
+    cidr_block         = "192.168.0.0/16"
+    transit_gateway_id = aws_ec2_transit_gateway.hub.id
+  }
+  route {
+    cidr_block         = "192.168.128.0/17"
+    transit_gateway_id = aws_ec2_transit_gateway.hub.id
+  }
+  route {
+    cidr_block         = "0.0.0.0/0"
+    transit_gateway_id = aws_ec2_transit_gateway.hub.id
+  }
+}
+`)
+	rep := run(t, dir)
+	got := activeOn(rep, RuleLateral, db)
+	var vpn *Finding
+	for i := range got {
+		if strings.Contains(got[i].Message, "VPN aws_vpn_connection.branch (192.168.0.0/16) on tcp 3306 (MySQL)") {
+			vpn = &got[i]
+		}
+		if strings.Contains(got[i].Message, "VPN aws_vpn_connection.branch (192.168.128.0/17)") {
+			t.Errorf("the shared VPC's range is read as the VPN's: %s", got[i].Message)
+		}
+	}
+	if vpn == nil {
+		t.Fatalf("want a %s from the VPN on the transit gateway, got %+v", RuleLateral, got)
+	}
+	want := "VPN aws_vpn_connection.branch (192.168.0.0/16) → aws_ec2_transit_gateway.hub → aws_route_table.db → aws_subnet.db → default network ACL of aws_vpc.prod allows all → aws_security_group.db → " + db
+	if p := pathLine(vpn.Path); p != want {
+		t.Errorf("path\n got %s\nwant %s", p, want)
+	}
+	// The default route to the gateway is the way to the internet (an
+	// egress VPC), not the VPN's customer network.
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if strings.Contains(a.Source, "(0.0.0.0/0)") {
+			t.Errorf("--reach lists %s", a.Source)
+		}
+	}
+}

@@ -373,6 +373,7 @@ func instancesOf(v cty.Value) []cty.Value {
 // security group the module makes looked up by name, the default VPC or
 // its subnets, or an IAM policy document.
 func (ev *evaluator) dataValue(in *instance, d *resBlock, ctx *hcl.EvalContext) cty.Value {
+	ev.p.Configs[dataAddr(in, d.typ, d.name)] = in.providerConfig(d.body, d.typ)
 	if d.typ == "aws_iam_policy_document" {
 		return ev.policyDocument(d, ctx)
 	}

@@ -1212,7 +1212,9 @@ func (ev *evaluator) emit(in *instance) {
 		imported = ev.importIDs()
 	}
 	for _, rs := range in.res {
+		config := in.providerConfig(rs.rb.body, rs.rb.typ)
 		if !rs.expanded {
+			ev.p.Configs[rs.base] = config
 			ev.p.Resources = append(ev.p.Resources, Resource{Address: rs.base, Module: in.addr, Type: rs.rb.typ,
 				Name: rs.rb.name, Values: map[string]any{}, Pos: rs.rb.pos, End: rs.rb.end})
 			continue
@@ -1229,6 +1231,7 @@ func (ev *evaluator) emit(in *instance) {
 			}
 			ev.p.Resources = append(ev.p.Resources, Resource{Address: rs.addr(i), Module: in.addr, Type: rs.rb.typ,
 				Name: rs.rb.name, Values: vals, Pos: rs.rb.pos, End: rs.rb.end, ImportID: imported[rs.addr(i)]})
+			ev.p.Configs[rs.addr(i)] = config
 		}
 	}
 	for _, cs := range in.calls {

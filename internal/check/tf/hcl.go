@@ -144,7 +144,7 @@ func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
 	if !l.terraformBefore("0.15.0") {
 		l.notes = append(l.notes, l.legacyTypes...)
 	}
-	p := &Project{Files: l.files, Providers: map[string]Provider{}}
+	p := &Project{Files: l.files, Providers: map[string]Provider{}, Configs: map[string]string{}}
 	for n, pv := range l.providers {
 		p.Providers[n] = *pv
 	}

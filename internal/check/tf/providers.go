@@ -179,3 +179,57 @@ func Below(c string, limit *goversion.Version) bool {
 	}
 	return false
 }
+
+// providerConfig returns the provider configuration, as the root module
+// names it ("aws", "aws.west"), that a resource or data block of type typ
+// with body bd uses in module instance in: the one its provider argument
+// names, else its provider's default one, followed up through the
+// providers argument of each module call above it. A configuration a call
+// does not pass on by name is the caller's of the same name, as Terraform
+// passes default configurations on.
+func (in *instance) providerConfig(bd *body, typ string) string {
+	name, _, _ := strings.Cut(typ, "_")
+	if e := bd.attrs["provider"]; e != nil {
+		if t, diags := hcl.AbsTraversalForExpr(e); !diags.HasErrors() {
+			name = configName(t)
+		}
+	}
+	for c := in; c.parent != nil && c.call != nil; c = c.parent {
+		name = c.call.cb.passes(name)
+	}
+	return name
+}
+
+// passes returns the caller's provider configuration that a module call
+// gives its module as the configuration name (providers = { aws = aws.west
+// }), or name itself when the call does not say.
+func (cb *callBlock) passes(name string) string {
+	e := cb.body.attrs["providers"]
+	if e == nil {
+		return name
+	}
+	pairs, diags := hcl.ExprMap(e)
+	if diags.HasErrors() {
+		return name
+	}
+	for _, p := range pairs {
+		k, kd := hcl.AbsTraversalForExpr(p.Key)
+		v, vd := hcl.AbsTraversalForExpr(p.Value)
+		if !kd.HasErrors() && !vd.HasErrors() && configName(k) == name {
+			return configName(v)
+		}
+	}
+	return name
+}
+
+// configName is the name of the provider configuration traversal t names:
+// aws, or aws.west for an alias.
+func configName(t hcl.Traversal) string {
+	name := t.RootName()
+	if len(t) > 1 {
+		if a, ok := t[1].(hcl.TraverseAttr); ok {
+			name += "." + a.Name
+		}
+	}
+	return name
+}

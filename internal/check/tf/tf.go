@@ -109,6 +109,10 @@ type Project struct {
 	// Providers holds, by local name, what the configuration says of each
 	// provider's version.
 	Providers map[string]Provider
+	// Configs holds, by address, the provider configuration each resource
+	// and data source uses, as the root module names it ("aws",
+	// "aws.west"): each is a region, or an account, of its own.
+	Configs map[string]string
 }
 
 func (p *Project) sort() {

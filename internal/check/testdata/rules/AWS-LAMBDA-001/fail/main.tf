@@ -1,6 +1,8 @@
 # A function URL without authentication, with the permission that makes it
 # public; a permission for every account without a source; a URL whose
-# authorization type comes from a variable the scanned code does not give.
+# authorization type comes from a variable the scanned code does not give;
+# a permission for a service that names no source, so a resource of that
+# service in any account may invoke the function.
 variable "url_auth" {
   type = string
 }
@@ -29,4 +31,11 @@ resource "aws_lambda_permission" "webhook_url" {
 resource "aws_lambda_function_url" "reports" {
   function_name      = "reports"
   authorization_type = var.url_auth
+}
+
+resource "aws_lambda_permission" "events" {
+  statement_id  = "AllowExecutionFromEvents"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.webhook.function_name
+  principal     = "events.amazonaws.com"
 }
