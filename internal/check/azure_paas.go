@@ -166,6 +166,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	m.analysisServices(byType, fs)
 	m.azureServiceOpen(byType, fs)
+	bastionLinks(byType, fs)
 	m.azureApps(byType, fs)
 	separate := m.separateRules(byType)
 	for _, r := range byType["azurerm_storage_container"] {
