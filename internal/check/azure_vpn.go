@@ -29,6 +29,9 @@ func (m *Model) azureVPNs(byType map[string][]*tf.Resource) {
 				}
 			}
 		}
+		if home[r.Address] == nil {
+			m.note(r, "its subnet is not known statically or its network is not in the project: what the networks behind it reach is not evaluated")
+		}
 	}
 	type gwRoute struct {
 		dest  netip.Prefix

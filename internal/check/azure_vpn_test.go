@@ -198,6 +198,20 @@ resource "azurerm_network_security_rule" "no_office" {
 			t.Errorf("the NSG still admits the VPN clients: %q", messages(activeOn(rep, RuleAzLateral, spoke)))
 		}
 	})
+	t.Run("gateway subnet not known", func(t *testing.T) {
+		src := "variable \"gateway_subnet\" { type = string }\n" + strings.Replace(azureVPN, "subnet_id            = azurerm_subnet.gateway.id", "subnet_id            = var.gateway_subnet", 1)
+		rep := checkSource(t, src)
+		if got := lateralFrom(rep, hub, office); len(got) > 0 {
+			t.Errorf("the gateway is not placed, yet the office reaches the hub: %q", messages(got))
+		}
+		noted := false
+		for _, n := range active(rep, RuleNotEvaluated) {
+			noted = noted || n.Address == "azurerm_virtual_network_gateway.hub" && strings.Contains(n.Message, "not evaluated")
+		}
+		if !noted {
+			t.Errorf("a gateway that cannot be placed is not noted")
+		}
+	})
 	t.Run("no connection", func(t *testing.T) {
 		src := strings.Replace(azureVPN, `resource "azurerm_virtual_network_gateway_connection" "office"`, `resource "azurerm_virtual_network_gateway_connection" "unused"`, 1)
 		src = strings.Replace(src, "local_network_gateway_id   = azurerm_local_network_gateway.office.id", "local_network_gateway_id   = \"\"", 1)
