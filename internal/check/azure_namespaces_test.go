@@ -9,9 +9,10 @@ import (
 // read for AZ-NET-006 as storage accounts are: public network access on
 // (their default) with network rules that admit every network (none, a
 // default action of Allow, Service Bus's default, or IP rules holding the
-// internet at large; a search service's allowed_ips, none admitting every
-// network) is reported; rules that deny by default with narrow IP rules,
-// and public access off, are not.
+// internet at large, or none at all beside a default action of Deny, which
+// Azure then ignores; a search service's allowed_ips, none admitting every
+// network) is reported; rules that deny by default with narrow IP rules or
+// virtual network rules, and public access off, are not.
 func TestAzureNamespacesAndSearchOpen(t *testing.T) {
 	const src = `
 resource "azurerm_eventhub_namespace" "open" {
@@ -68,6 +69,16 @@ resource "azurerm_servicebus_namespace" "separate" {
 resource "azurerm_servicebus_namespace_network_rule_set" "separate" {
   namespace_id   = azurerm_servicebus_namespace.separate.id
   default_action = "Deny"
+  network_rules {
+    subnet_id = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/app/subnets/app"
+  }
+}
+resource "azurerm_eventhub_namespace" "norules" {
+  name = "ehnorules"
+  sku  = "Standard"
+  network_rulesets {
+    default_action = "Deny"
+  }
 }
 resource "azurerm_search_service" "open" {
   name = "srchopen"
@@ -89,6 +100,7 @@ resource "azurerm_search_service" "world" {
 		"azurerm_eventhub_namespace.open":    "no network_rulesets block",
 		"azurerm_eventhub_namespace.wide":    "admit every internet address",
 		"azurerm_servicebus_namespace.unset": "default_action of network_rule_set is Allow",
+		"azurerm_eventhub_namespace.norules": "no IP or virtual network rule",
 		"azurerm_search_service.open":        "no allowed_ips",
 		"azurerm_search_service.world":       "allowed_ips admit every internet address",
 	} {
