@@ -201,4 +201,11 @@ resource "azurerm_network_security_rule" "ssh" {
 	if p := pathLine(got[0].Path); p != want {
 		t.Errorf("path line %q, want %q", p, want)
 	}
+	var sarif strings.Builder
+	if err := Write(&sarif, &Report{Findings: got}, "sarif"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sarif.String(), `"stopped at endpoint: has no public address"`) {
+		t.Errorf("the SARIF code flow does not say where the path stopped:\n%s", sarif.String())
+	}
 }
