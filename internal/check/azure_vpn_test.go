@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -152,6 +153,18 @@ func TestAzureVPNReach(t *testing.T) {
 				t.Errorf("%s: path %q does not cross the gateway", vm, p)
 			}
 		}
+	}
+	// --reach lists the networks behind the gateway among the sources.
+	acc, err := Reachability(context.Background(), Config{Paths: []string{writeProject(t, azureVPN)}}, spoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range acc {
+		found = found || a.Source == "VPN azurerm_virtual_network_gateway.hub (192.168.0.0/16)" && a.Port == 22
+	}
+	if !found {
+		t.Errorf("--reach on %s does not list the office on SSH", spoke)
 	}
 	for _, n := range active(rep, RuleNotEvaluated) {
 		if strings.Contains(n.Address, "virtual_network_gateway") {
