@@ -429,6 +429,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.Subnets = append(m.Subnets, s)
 		m.subnets[r.Address] = s
 	}
+	m.azureVPNs(byType)
 	nsgs := map[string]*NACL{}
 	raws := map[*NACL][]rawRule{}
 	for _, r := range byType["azurerm_network_security_group"] {
@@ -813,7 +814,7 @@ type rawRule struct {
 
 // finishNSG sets the VirtualNetwork tag's ranges, appends Azure's default
 // inbound rules and sorts by priority. The tag holds, besides the
-// network's and its peers' spaces, the prefixes of the user-defined routes
+// network's and its peers' spaces and the networks its gateways reach, the prefixes of the user-defined routes
 // of the route table of the subnet (udr, by subnet) where the rule is met:
 // an allow reads it with those of every subnet the NSG governs, a deny
 // with those they all share, so that neither admits less nor denies more
@@ -831,6 +832,13 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 			off := p.Res != nil && has(p.Res.Values, "allow_virtual_network_access") && !unknown(p.Res.Values, "allow_virtual_network_access") && !boolean(p.Res.Values, "allow_virtual_network_access", true)
 			if p.A == n.VPC && p.B != nil && !p.Refused && !off {
 				vnet = append(vnet, p.B.CIDRs...)
+			}
+		}
+		// And the networks a virtual network gateway routes into it
+		// (azureVPNs): on-premises, point-to-site clients, VNet-to-VNet.
+		for _, r := range n.VPC.Main.Routes {
+			if gw := m.lookup(r.Target); gw != nil && vpnGatewayTypes[gw.Type] {
+				vnet = append(vnet, r.Dest)
 			}
 		}
 	}
@@ -913,9 +921,9 @@ func azureRules() []Rule {
 		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
 			"A virtual machine (not a load balancer or application gateway) has a public IP, or a public load balancer's inbound NAT rule forwarding a port to it alone, and its NSGs let internet traffic reach it on some port. A machine reached only through a balancer's load-balancing rules is behind the balancer, and is not reported here (an admin or data-store port those rules forward is AZ-NET-002). A container group (Azure Container Instances) of ip_address_type Public, the provider's default, is reported too: its public address forwards its exposed ports (exposed_port, else every port of its containers) with no NSG in the way; an admin or data-store port among them is AZ-NET-002.",
 			"Put the machine behind an Azure Load Balancer, Application Gateway or the moat gateway, without a public IP of its own."},
-		{RuleAzLateral, High, "Admin or data-store port reachable from a whole peered network",
-			"An SSH, RDP, database or cluster-store port of a virtual machine, or the port of a PostgreSQL or MySQL flexible server in its delegated subnet or of a data service's private endpoint, is reachable from the entire address space of a peered virtual network (NSG rules that allow VirtualNetwork or the peer's whole range): one compromised host there can pivot into this network.",
-			"Allow the port only from the application security groups or narrow ranges of the hosts that need it, not VirtualNetwork or the peer's whole address space."},
+		{RuleAzLateral, High, "Admin or data-store port reachable from a whole peered or VPN-connected network",
+			"An SSH, RDP, database or cluster-store port of a virtual machine, or the port of a PostgreSQL or MySQL flexible server in its delegated subnet or of a data service's private endpoint, is reachable from the entire address space of a peered virtual network, or of a network behind a virtual network gateway that routes it there (an on-premises network of a site-to-site connection's local network gateway, the point-to-site clients' address pool, the network of a VNet-to-VNet connection's peer gateway; in the gateway's network and in the networks peered with it that use remote gateways), through NSG rules that allow VirtualNetwork (which holds those networks, as Azure's tag does) or the whole range, or no NSG at all: one compromised host there can pivot into this network. Reach from such a network is graded as AWS-NET-010 grades reach from a VPN.",
+			"Allow the port only from the application security groups or narrow ranges of the hosts that need it, not VirtualNetwork or the whole address space of a peer or of the networks behind a VPN gateway."},
 		{RuleNSGNoFlowLogs, Medium, "Network security group without flow logs",
 			"No azurerm_network_watcher_flow_log names this NSG (or its virtual network), so the traffic it decides on is not recorded.",
 			"Add an azurerm_network_watcher_flow_log with network_security_group_id (or target_resource_id) set, retention on, and traffic analytics if used."},

@@ -227,6 +227,11 @@ resource "azurerm_windows_virtual_machine" "desk" {
 	if got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.desk"); len(got) != 1 || got[0].Severity != Critical {
 		t.Errorf("the NSG's open RDP reaches the machine: %+v", got)
 	}
+	// The machine has no public IP: the fix names the NAT rule that
+	// publishes the port.
+	if fix := got[0].Fix; !strings.Contains(fix, "inbound NAT rule azurerm_lb_nat_rule.rdp") || strings.Contains(fix, "public IP") {
+		t.Errorf("fix %q does not name the NAT rule that publishes RDP", fix)
+	}
 
 	// A pool not known statically may be any of the balancer's.
 	s := edit(t, src, "  backend_address_pool_id        = azurerm_lb_backend_address_pool.desk.id\n}", "  backend_address_pool_id        = var.pool\n}")

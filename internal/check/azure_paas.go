@@ -31,9 +31,9 @@ func azurePaaSRules() []Rule {
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
 			"Set container_access_type = \"private\" and allow_nested_items_to_be_public = false on the account; hand out SAS tokens or use Entra ID for readers."},
-		{RuleAzServiceOpen, Medium, "Storage account, key vault, container registry, AI services account, Cosmos DB account or Redis cache accepts connections from every network",
-			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's, container registry's or Azure AI services (OpenAI) account's (azurerm_cognitive_account) network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all); network rules that deny by default but whose IP rules (ip_rules, a registry's ip_rule blocks) hold the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, AZ-NET-005) admit every address too, and IP rules not known statically are read so; a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter holds the internet at large; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005); an Azure Managed Redis instance (azurerm_managed_redis), which has no IP firewall, leaves public_network_access Enabled, its default (the finding says whether its database's access keys, access_keys_authentication_enabled, off unless set, open it besides Entra ID tokens); an Azure Cache for Redis Enterprise cluster (azurerm_redis_enterprise_cluster), which has neither an IP firewall nor a public network access switch, has no private endpoint (with one, it is reached through the endpoint alone). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
-			"Set default_action = \"Deny\" in network_rules, network_acls or network_rule_set (and leave a registry's anonymous_pull_enabled false), an ip_range_filter or virtual network filter on Cosmos DB, firewall rules on Redis (public_network_access = \"Disabled\" on Managed Redis, which has none), and admit only the ranges and subnets that need the service; or set public_network_access_enabled = false and reach it through a private endpoint."},
+		{RuleAzServiceOpen, Medium, "Azure data, secrets, registry, AI, search or messaging service accepts connections from every network",
+			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's, container registry's or Azure AI services (OpenAI) account's (azurerm_cognitive_account) network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all); network rules that deny by default but whose IP rules (ip_rules, a registry's ip_rule blocks) hold the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, AZ-NET-005) admit every address too, and IP rules not known statically are read so; a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter holds the internet at large; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005); an Azure Managed Redis instance (azurerm_managed_redis), which has no IP firewall, leaves public_network_access Enabled, its default (the finding says whether its database's access keys, access_keys_authentication_enabled, off unless set, open it besides Entra ID tokens); an Azure Cache for Redis Enterprise cluster (azurerm_redis_enterprise_cluster), which has neither an IP firewall nor a public network access switch, has no private endpoint (with one, it is reached through the endpoint alone). An Event Hubs namespace's network_rulesets (ip_rule blocks' ip_mask) and a Service Bus namespace's network_rule_set (or azurerm_servicebus_namespace_network_rule_set; default_action Allow unless set) are read as a storage account's network rules, save that a default action of Deny with no IP rule and no virtual network rule admits every network, as Azure then ignores it; an Azure AI Search service (azurerm_search_service) admits every network unless allowed_ips names some, and is read by them as by IP rules. Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
+			"Set default_action = \"Deny\" in network_rules, network_acls, network_rule_set or network_rulesets (and leave a registry's anonymous_pull_enabled false), allowed_ips on a search service, an ip_range_filter or virtual network filter on Cosmos DB, firewall rules on Redis (public_network_access = \"Disabled\" on Managed Redis, which has none), and admit only the ranges and subnets that need the service; or set public_network_access_enabled = false and reach it through a private endpoint."},
 	}
 }
 
@@ -166,6 +166,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	m.analysisServices(byType, fs)
 	m.azureServiceOpen(byType, fs)
+	bastionLinks(byType, fs)
 	m.azureApps(byType, fs)
 	separate := m.separateRules(byType)
 	for _, r := range byType["azurerm_storage_container"] {
@@ -272,14 +273,24 @@ func publicOff(r *tf.Resource) bool {
 	return has(r.Values, "public_network_access_enabled") && !unknown(r.Values, "public_network_access_enabled") && !boolean(r.Values, "public_network_access_enabled", true)
 }
 
-// separateRules maps storage accounts to their
-// azurerm_storage_account_network_rules resource.
+// separateRules maps storage accounts and Service Bus namespaces to
+// their network rules written as a resource of their own
+// (azurerm_storage_account_network_rules,
+// azurerm_servicebus_namespace_network_rule_set).
 func (m *Model) separateRules(byType map[string][]*tf.Resource) map[string]*tf.Resource {
 	separate := map[string]*tf.Resource{}
-	for _, r := range byType["azurerm_storage_account_network_rules"] {
-		for _, a := range []string{"storage_account_id", "storage_account_name"} {
-			if s := m.lookup(m.addrOf("azurerm_storage_account", m.ref(r.Values, a))); s != nil {
-				separate[s.Address] = r
+	for _, c := range []struct {
+		typ, of string
+		attrs   []string
+	}{
+		{"azurerm_storage_account_network_rules", "azurerm_storage_account", []string{"storage_account_id", "storage_account_name"}},
+		{"azurerm_servicebus_namespace_network_rule_set", "azurerm_servicebus_namespace", []string{"namespace_id"}},
+	} {
+		for _, r := range byType[c.typ] {
+			for _, a := range c.attrs {
+				if s := m.lookup(m.addrOf(c.of, m.ref(r.Values, a))); s != nil {
+					separate[s.Address] = r
+				}
 			}
 		}
 	}
@@ -316,9 +327,31 @@ func (m *Model) networkOpen(r *tf.Resource, blk string, separate map[string]*tf.
 	return why
 }
 
+// namespaceRulesNone tells why an Event Hubs or Service Bus namespace
+// whose network rules deny by default admits every network all the same:
+// with no IP rule and no virtual network rule, Azure ignores the default
+// action and admits the internet (nothing for other services, and when
+// some rule is given or the rules are not known statically).
+func (m *Model) namespaceRulesNone(r *tf.Resource, blk string, separate map[string]*tf.Resource) []string {
+	if r.Type != "azurerm_eventhub_namespace" && r.Type != "azurerm_servicebus_namespace" {
+		return nil
+	}
+	rules, where := block(r.Values, blk), blk
+	if rules == nil && separate[r.Address] != nil {
+		rules, where = separate[r.Address].Values, separate[r.Address].Address
+	}
+	for _, k := range []string{"ip_rules", "ip_rule", "network_rules", "virtual_network_rule"} {
+		if unknown(rules, k) || len(strList(rules, k)) > 0 || len(blocks(rules, k)) > 0 {
+			return nil
+		}
+	}
+	return []string{"default_action of " + where + " is Deny, but it gives no IP or virtual network rule: Azure then admits every network"}
+}
+
 // ipRulesOpen reads the IP rules of network rules that deny by default
-// (ip_rules, or a registry's ip_rule blocks): why they admit every
-// internet address, nothing when they do not.
+// (ip_rules, or the ip_rule blocks of a registry, ip_range, or of an Event
+// Hubs namespace, ip_mask): why they admit every internet address,
+// nothing when they do not.
 func (m *Model) ipRulesOpen(rules map[string]any, where string) []string {
 	vals, unk := strs(rules, "ip_rules")
 	attr := "ip_rules"
@@ -327,11 +360,24 @@ func (m *Model) ipRulesOpen(rules map[string]any, where string) []string {
 		if !strings.EqualFold(str(b, "action"), "Allow") && has(b, "action") && !unknown(b, "action") {
 			continue
 		}
-		v, u := strs(b, "ip_range")
-		vals, unk = append(vals, v...), unk || u
+		for _, k := range []string{"ip_range", "ip_mask"} {
+			v, u := strs(b, k)
+			vals, unk = append(vals, v...), unk || u
+		}
 	}
-	if unk || unknown(rules, "ip_rule") {
-		return []string{attr + " of " + where + " are not known statically: read as admitting every address"}
+	if unknown(rules, "ip_rule") {
+		unk = true
+	}
+	return m.rangesOpen(vals, unk, attr+" of "+where, "default_action of "+where+" is Deny, but its "+attr)
+}
+
+// rangesOpen tells why the address ranges an IP firewall admits (vals,
+// addresses or CIDR blocks, named by what) admit every internet address,
+// nothing when they do not; unk: some are not known statically, read as
+// every address. said leads the reason.
+func (m *Model) rangesOpen(vals []string, unk bool, what, said string) []string {
+	if unk {
+		return []string{what + " are not known statically: read as admitting every address"}
 	}
 	var b netipx.IPSetBuilder
 	for _, v := range vals {
@@ -342,14 +388,15 @@ func (m *Model) ipRulesOpen(rules map[string]any, where string) []string {
 		}
 	}
 	if admitted, _ := b.IPSet(); wide(m.Internet().Set, admitted, nil) {
-		return []string{"default_action of " + where + " is Deny, but its " + attr + " admit " + m.worldText(admitted)}
+		return []string{said + " admit " + m.worldText(admitted)}
 	}
 	return nil
 }
 
 // azureServiceOpen reports storage accounts, key vaults, container
-// registries, Cosmos DB accounts and Redis caches that admit every network
-// (AZ-NET-006).
+// registries, AI services accounts, Event Hubs and Service Bus namespaces,
+// search services, Cosmos DB accounts and Redis caches that admit every
+// network (AZ-NET-006).
 func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings) {
 	separate := m.separateRules(byType)
 	pes := m.privateEndpoints(byType)
@@ -365,6 +412,8 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 		{"azurerm_key_vault", "network_acls"},
 		{"azurerm_container_registry", "network_rule_set"},
 		{"azurerm_cognitive_account", "network_acls"},
+		{"azurerm_eventhub_namespace", "network_rulesets"},
+		{"azurerm_servicebus_namespace", "network_rule_set"},
 	} {
 		for _, r := range byType[c.typ] {
 			sku := str(r.Values, "sku")
@@ -376,6 +425,9 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 				continue
 			}
 			why := m.networkOpen(r, c.block, separate)
+			if len(why) == 0 {
+				why = m.namespaceRulesNone(r, c.block, separate)
+			}
 			if belowPremium && len(why) > 0 {
 				why = append([]string{"the " + sku + " SKU takes no network rules (the Premium SKU alone does): Azure admits every network"},
 					slices.DeleteFunc(why, func(w string) bool { return strings.HasPrefix(w, "no network_rule_set") })...)
@@ -470,6 +522,26 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 		}
 		why = append(why, "no azurerm_redis_firewall_rule names it: Azure admits every address, and only the access keys stand in the way")
 		report(r, Medium, why)
+	}
+	// An Azure AI Search service admits every network unless allowed_ips
+	// names some.
+	for _, r := range byType["azurerm_search_service"] {
+		if publicOff(r) {
+			continue
+		}
+		var why []string
+		if unknown(r.Values, "public_network_access_enabled") {
+			why = append(why, "public_network_access_enabled is not known statically: read as true")
+		}
+		ips, unk := strs(r.Values, "allowed_ips")
+		open := m.rangesOpen(ips, unk, "allowed_ips", "allowed_ips")
+		if len(ips) == 0 && !unk {
+			open = []string{"no allowed_ips: Azure admits every network"}
+		}
+		if len(open) == 0 {
+			continue
+		}
+		report(r, Medium, append(why, open...))
 	}
 	m.managedRedisOpen(byType, report)
 	m.redisEnterpriseOpen(byType, pes, report)

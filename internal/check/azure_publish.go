@@ -799,3 +799,51 @@ func protoPort(proto string, p int) string {
 	}
 	return fmt.Sprintf("%s %d", proto, p)
 }
+
+// exposureFix returns the remediation of an exposed port reached on paths
+// (one a port): the endpoint's own when it has one; for an Azure machine
+// reached through something that publishes its port (a firewall's DNAT
+// rule, a public load balancer's rule, an application gateway's
+// listener), one that names it, and the public IP too when some path
+// reaches the machine's own; "" (the rule's, which removes the public IP)
+// when every path does.
+func (e *Endpoint) exposureFix(paths [][]Hop) string {
+	if e.Fix != "" || !e.Azure {
+		return e.Fix
+	}
+	var dnat, lb, gw []string
+	ownIP := false
+	for _, path := range paths {
+		published := false
+		for _, h := range path {
+			switch {
+			case h.Kind == "firewall" && strings.HasPrefix(h.Detail, "DNAT rule "):
+				rule, _, _ := strings.Cut(strings.TrimPrefix(h.Detail, "DNAT rule "), " translates ")
+				dnat, published = append(dnat, rule+", in "+h.Addr), true
+			case h.Kind == "lb" && strings.HasPrefix(h.Detail, "public load balancer forwards "):
+				_, rules, _ := strings.Cut(h.Detail, " to it (")
+				lb, published = append(lb, strings.TrimSuffix(rules, ")")+" of "+h.Addr), true
+			case h.Kind == "gateway":
+				gw, published = append(gw, h.Addr), true
+			}
+		}
+		ownIP = ownIP || !published
+	}
+	if len(dnat)+len(lb)+len(gw) == 0 {
+		return ""
+	}
+	var what []string
+	if len(dnat) > 0 {
+		what = append(what, "the Azure Firewall DNAT rules that translate it to the machine ("+strings.Join(dedup(dnat), "; ")+"), or narrow their source addresses to known ranges")
+	}
+	if len(lb) > 0 {
+		what = append(what, "the public load balancer's rules that forward it ("+strings.Join(dedup(lb), "; ")+")")
+	}
+	if len(gw) > 0 {
+		what = append(what, "the application gateway listeners that route to it ("+strings.Join(dedup(gw), ", ")+")")
+	}
+	if ownIP {
+		what = append(what, "the machine's public IP")
+	}
+	return "Stop publishing the port: remove " + strings.Join(what, "; remove ") + "; reach the machine through Azure Bastion, a VPN or the moat gateway, and allow the port in the NSGs only from known ranges or application security groups."
+}

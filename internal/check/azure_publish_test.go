@@ -56,6 +56,12 @@ func TestAzureFirewallDNAT(t *testing.T) {
 		!strings.Contains(pathText(app[0].Path), "DNAT rule office/ssh-app") {
 		t.Fatalf("app: want one medium %s for SSH from 203.0.113.0/24 through office/ssh-app, got %+v", RuleAzExposedPort, app)
 	}
+	// Neither machine has a public IP: the fix names the DNAT rules.
+	for _, f := range []Finding{jump[0], app[0]} {
+		if !strings.Contains(f.Fix, "DNAT") || !strings.Contains(f.Fix, "azurerm_firewall.hub") || strings.Contains(f.Fix, "public IP") {
+			t.Errorf("%s: fix %q does not name the firewall's DNAT rule that publishes the port", f.Address, f.Fix)
+		}
+	}
 	for _, vm := range []string{"azurerm_windows_virtual_machine.jump", "azurerm_linux_virtual_machine.app"} {
 		if got := activeOn(rep, RuleAzInternetFacing, vm); len(got) != 0 {
 			t.Errorf("%s is behind the firewall, not internet-facing itself: %+v", vm, got)

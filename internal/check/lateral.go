@@ -13,8 +13,8 @@ var adminPorts = map[int]bool{22: true, 23: true, 3389: true, 5900: true, 2375: 
 
 // peerSources returns, for the VPC of s, every other network that can send
 // to it: peered VPCs, VPCs on a shared transit gateway, and the ranges
-// routed to a VPN gateway; each with the forward route that carries its
-// traffic to s.
+// routed to a VPN gateway (AWS's, or Azure's virtual network gateway);
+// each with the forward route that carries its traffic to s.
 func (m *Model) peerSources(s *Subnet) []peerSource {
 	if s.VPC == nil || !s.CIDR.IsValid() {
 		return nil
@@ -40,9 +40,13 @@ func (m *Model) peerSources(s *Subnet) []peerSource {
 		for _, r := range t.Routes {
 			switch {
 			case r.Kind == "igw":
-				if gw := m.lookup(r.Target); gw != nil && gw.Type == "aws_vpn_gateway" {
+				if gw := m.lookup(r.Target); gw != nil && vpnGatewayTypes[gw.Type] {
 					src := Source{Name: "VPN " + r.Target + " (" + r.Dest.String() + ")", Set: setOf(r.Dest), SGs: map[string]bool{}, Gateway: r.Target}
-					out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target, Detail: fmt.Sprintf("site-to-site VPN; %s routes %s to it", t.Addr, r.Dest)}})
+					detail := fmt.Sprintf("site-to-site VPN; %s routes %s to it", t.Addr, r.Dest)
+					if gw.Type == "azurerm_virtual_network_gateway" {
+						detail = fmt.Sprintf("virtual network gateway; %s routes %s to it (%s)", t.Addr, r.Dest, r.Where)
+					}
+					out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target, Detail: detail}})
 				}
 			case r.Kind == "tgw":
 				for _, conn := range m.tgwVPNs(r.Target, r.Dest) {

@@ -167,3 +167,45 @@ func TestPathPlanFlowLogAndEquivalence(t *testing.T) {
 		t.Errorf("plan and HCL findings differ:\nplan %+v\nhcl  %+v", got, want)
 	}
 }
+
+// TestPathBlockedSaysWhereItStopped checks that a path which does not
+// arrive reads as stopped where it stops: an NSG admitting the internet
+// to a machine without a public address is reported with the path that
+// proves nothing, and its line must not read as the machine reached.
+func TestPathBlockedSaysWhereItStopped(t *testing.T) {
+	const vm = "azurerm_linux_virtual_machine.b"
+	src := azurePeers("10.1.0.0/16", "10.2.0.0/16") + `
+resource "azurerm_network_security_rule" "ssh" {
+  name                        = "ssh"
+  priority                    = 100
+  direction                   = "Inbound"
+  access                      = "Allow"
+  protocol                    = "Tcp"
+  source_port_range           = "*"
+  destination_port_range      = "22"
+  source_address_prefix       = "*"
+  destination_address_prefix  = "*"
+  network_security_group_name = azurerm_network_security_group.b.name
+}
+`
+	rep := checkSource(t, src)
+	got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.b")
+	if len(got) != 1 || len(got[0].Path) == 0 {
+		t.Fatalf("want one %s with a path, got %+v", RuleNSGWorldOpen, got)
+	}
+	last := got[0].Path[len(got[0].Path)-1]
+	if !last.Blocked || last.Addr != vm {
+		t.Errorf("last hop %+v, want %s marked blocked", last, vm)
+	}
+	want := "internet, stopped at " + vm + " (has no public address)"
+	if p := pathLine(got[0].Path); p != want {
+		t.Errorf("path line %q, want %q", p, want)
+	}
+	var sarif strings.Builder
+	if err := Write(&sarif, &Report{Findings: got}, "sarif"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sarif.String(), `"stopped at endpoint: has no public address"`) {
+		t.Errorf("the SARIF code flow does not say where the path stopped:\n%s", sarif.String())
+	}
+}

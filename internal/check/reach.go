@@ -13,11 +13,14 @@ import (
 )
 
 // Hop is one step of a path: what was crossed and which rule let it through
-// (or, for the last hop of a blocked path, what stopped it).
+// (or, for the last hop of a blocked path, what stopped it, and Blocked).
 type Hop struct {
 	Kind   string `json:"kind"` // source, igw, route, subnet, nacl, nsg, sg, firewall, gateway, lb, endpoint
 	Addr   string `json:"address,omitempty"`
 	Detail string `json:"detail"`
+	// Blocked marks the hop where a path that does not arrive stops:
+	// the hops before it were crossed, it was not.
+	Blocked bool `json:"blocked,omitempty"`
 }
 
 func (h Hop) String() string {
@@ -373,11 +376,22 @@ func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 		r.Assumed = append([]string{e.Addr + ": " + e.PortsAssumed}, r.Assumed...)
 	}
 	if !src.Internet || len(e.Published) == 0 || r.Reachable && len(r.Assumed) == 0 {
-		return r
+		return r.markBlocked()
 	}
 	if p, ok := m.reachPublished(src, e, proto, port); ok && (!r.Reachable || len(p.Assumed) == 0) {
-		return p
+		return p.markBlocked()
 	}
+	return r.markBlocked()
+}
+
+// markBlocked marks the last hop of a path that does not arrive as the
+// one that stopped it, on a copy: paths share their leading hops.
+func (r Result) markBlocked() Result {
+	if r.Reachable || len(r.Path) == 0 {
+		return r
+	}
+	r.Path = slices.Clone(r.Path)
+	r.Path[len(r.Path)-1].Blocked = true
 	return r
 }
 

@@ -38,10 +38,17 @@ func Write(w io.Writer, rep *Report, format string) error {
 	return fmt.Errorf("check: unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
 }
 
+// pathLine names a path's hops by address; a path that does not arrive
+// ends with where it stopped and why, apart from the hops it crossed.
 func pathLine(path []Hop) string {
 	var parts []string
+	stop := ""
 	for _, h := range path {
 		switch {
+		case h.Blocked && h.Addr != "":
+			stop = ", stopped at " + flow.PrintableText(h.Addr) + " (" + flow.PrintableText(h.Detail) + ")"
+		case h.Blocked:
+			stop = ", stopped: " + flow.PrintableText(h.Detail)
 		case h.Kind == "source":
 			parts = append(parts, flow.PrintableText(h.Detail))
 		case h.Addr != "":
@@ -50,7 +57,7 @@ func pathLine(path []Hop) string {
 			parts = append(parts, flow.PrintableText(h.Detail))
 		}
 	}
-	return strings.Join(parts, " → ")
+	return strings.Join(parts, " → ") + stop
 }
 
 // pathLines writes a finding's paths by address, one line each: one for

@@ -211,6 +211,7 @@ func Rules() []Rule {
 	rs = append(rs, storeRules()...)
 	rs = append(rs, azureRules()...)
 	rs = append(rs, azurePaaSRules()...)
+	rs = append(rs, azureBastionRule())
 	rs = append(rs, azureAppRules()...)
 	rs = append(rs, publicServiceRules()...)
 	rs = append(rs, egressRules()...)

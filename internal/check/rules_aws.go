@@ -107,7 +107,7 @@ func (m *Model) awsRules(fs *findings) {
 			sev, msg := gated(e, m.exposureSeverity(g.set, nil, fs.rules[rule].Severity), fmt.Sprintf("tcp %s %s reachable from the internet (%s)", portSummary(g.ports, g.names), verb, g.from))
 			sev, msg = e.listenersOnly(g.ports, sev, msg)
 			fs.addSev(rule, sev, e.Res, g.path, "%s", msg)
-			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = g.portPaths(), e.Fix
+			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = g.portPaths(), e.exposureFix(g.paths)
 		}
 		if len(assumedG.ports) > 0 {
 			// Not proven: what could not be evaluated was read at its most
@@ -116,7 +116,7 @@ func (m *Model) awsRules(fs *findings) {
 				portSummary(assumedG.ports, assumedG.names), strings.Join(dedup(assumedRes.Assumed), "; ")))
 			sev, msg = e.listenersOnly(assumedG.ports, sev, msg)
 			fs.addSev(rule, sev, e.Res, assumedRes.Path, "%s", msg)
-			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = assumedG.portPaths(), e.Fix
+			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = assumedG.portPaths(), e.exposureFix(assumedG.paths)
 		}
 		if e.DataTier {
 			if path, ok := m.exposure(e); ok && !e.inSubnet(path) {

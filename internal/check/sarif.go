@@ -166,7 +166,11 @@ func WriteSARIF(w io.Writer, rep *Report) error {
 		flow := func(path []Hop) sarifThreadFlow {
 			var tf sarifThreadFlow
 			for _, h := range path {
-				l := sarifLocation{Message: &sarifText{h.Kind + ": " + h.Detail}}
+				what := h.Kind
+				if h.Blocked {
+					what = "stopped at " + what
+				}
+				l := sarifLocation{Message: &sarifText{what + ": " + h.Detail}}
 				if h.Addr != "" {
 					l.LogicalLocations = []sarifLogical{{FullyQualifiedName: h.Addr}}
 				}

@@ -40,10 +40,12 @@ var modelledTypes = map[string]bool{
 	"azurerm_windows_virtual_machine_scale_set": true, "azurerm_orchestrated_virtual_machine_scale_set": true,
 	"azurerm_virtual_machine_scale_set": true, "azurerm_lb": true, "azurerm_application_gateway": true,
 	"azurerm_firewall": true, "azurerm_kubernetes_cluster": true, "azurerm_container_group": true,
+	"azurerm_virtual_network_gateway": true,
 	// Azure: services read for the networks their firewalls admit.
 	"azurerm_storage_account": true, "azurerm_key_vault": true, "azurerm_container_registry": true,
 	"azurerm_cosmosdb_account": true, "azurerm_cosmosdb_postgresql_cluster": true, "azurerm_redis_cache": true,
 	"azurerm_managed_redis": true, "azurerm_redis_enterprise_cluster": true, "azurerm_cognitive_account": true,
+	"azurerm_eventhub_namespace": true, "azurerm_servicebus_namespace": true, "azurerm_search_service": true,
 	"azurerm_mssql_server": true, "azurerm_sql_server": true, "azurerm_postgresql_server": true,
 	"azurerm_postgresql_flexible_server": true, "azurerm_mysql_server": true, "azurerm_mysql_flexible_server": true,
 	"azurerm_mariadb_server": true, "azurerm_synapse_workspace": true, "azurerm_container_app": true,
@@ -62,8 +64,6 @@ var modelledTypes = map[string]bool{
 // network access is on unless the attribute named says otherwise: left
 // out, the service answers on a public endpoint.
 var publicByDefault = map[string]string{
-	"azurerm_servicebus_namespace": "public_network_access_enabled", "azurerm_eventhub_namespace": "public_network_access_enabled",
-	"azurerm_search_service":             "public_network_access_enabled",
 	"azurerm_machine_learning_workspace": "public_network_access_enabled", "azurerm_data_factory": "public_network_enabled",
 	"azurerm_signalr_service": "public_network_access_enabled", "azurerm_web_pubsub": "public_network_access_enabled",
 	"azurerm_batch_account": "public_network_access_enabled", "azurerm_databricks_workspace": "public_network_access_enabled",

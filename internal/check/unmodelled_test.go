@@ -48,7 +48,7 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
 			"azurerm_mssql_managed_instance.ledger":     "public_data_endpoint_enabled = true",
 			"azurerm_kubernetes_cluster_node_pool.edge": "node_public_ip_enabled = true",
-			"azurerm_servicebus_namespace.orders":       "",
+			"azurerm_relay_namespace.orders":            "",
 			"azapi_resource.edge_ip":                    "type = Microsoft.Network/publicIPAddresses",
 			"azapi_resource.anything":                   "type (not known statically)",
 			"azapi_update_resource.open_ssh":            "type = Microsoft.Network/networkSecurityGroups/securityRules",

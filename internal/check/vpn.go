@@ -9,6 +9,10 @@ import (
 	"moat/internal/check/tf"
 )
 
+// vpnGatewayTypes are the gateways a network behind a VPN sends through:
+// a route to one carries that network's traffic (peerSources).
+var vpnGatewayTypes = map[string]bool{"aws_vpn_gateway": true, "azurerm_virtual_network_gateway": true}
+
 // buildVPNRoutes adds the routes a VPN gateway propagates into route
 // tables (aws_vpn_gateway_route_propagation, or a table's propagating_vgws):
 // the static routes of its site-to-site VPN connections

@@ -77,11 +77,11 @@ resource "azurerm_nat_gateway_public_ip_association" "egress" {
   public_ip_address_id = azurerm_public_ip.egress.id
 }
 
-# A Service Bus namespace says nothing of public network access, which Azure
+# A Relay namespace says nothing of public network access, which Azure
 # leaves on; an Event Hubs namespace turns it off.
-resource "azurerm_servicebus_namespace" "orders" {
-  name = "orders"
-  sku  = "Standard"
+resource "azurerm_relay_namespace" "orders" {
+  name     = "orders"
+  sku_name = "Standard"
 }
 
 resource "azurerm_eventhub_namespace" "closed" {
