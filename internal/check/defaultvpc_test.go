@@ -249,3 +249,57 @@ resource "aws_autoscaling_group" "web" {
 		t.Errorf("the group in the default subnets: %+v, want %s critical through the default VPC's gateway", f, RuleExposedPort)
 	}
 }
+
+// A classic load balancer that names availability zones but no subnet is
+// in those zones' default subnets, as an auto scaling group by zone is: in
+// the default VPC the project looks up, so the internet's path through it
+// to its instance is proven; it was read as in a subnet outside the
+// scanned code, an assumption.
+func TestDefaultVPCClassicLoadBalancerByZone(t *testing.T) {
+	dir := writeProject(t, `
+data "aws_vpc" "default" {
+  default = true
+}
+
+resource "aws_security_group" "app" {
+  vpc_id = data.aws_vpc.default.id
+  ingress {
+    from_port   = 8080
+    to_port     = 8080
+    protocol    = "tcp"
+    cidr_blocks = [data.aws_vpc.default.cidr_block]
+  }
+}
+
+resource "aws_instance" "app" {
+  ami                         = "ami-12345678"
+  instance_type               = "t3.micro"
+  associate_public_ip_address = false
+  vpc_security_group_ids      = [aws_security_group.app.id]
+}
+
+resource "aws_elb" "app" {
+  availability_zones = ["us-east-1a", "us-east-1b"]
+  instances          = [aws_instance.app.id]
+  listener {
+    lb_port           = 80
+    lb_protocol       = "http"
+    instance_port     = 8080
+    instance_protocol = "http"
+  }
+}
+`)
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_instance.app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inet *Access
+	for i := range acc {
+		if acc[i].Source == "internet" && acc[i].Port == 8080 {
+			inet = &acc[i]
+		}
+	}
+	if inet == nil || len(inet.Assumed) > 0 || !strings.Contains(pathText(inet.Path), "data.aws_vpc.default:internet-gateway") {
+		t.Fatalf("the internet through the balancer: %+v, want a proven path through the default VPC's gateway", inet)
+	}
+}
