@@ -303,3 +303,77 @@ resource "aws_elb" "app" {
 		t.Fatalf("the internet through the balancer: %+v, want a proven path through the default VPC's gateway", inet)
 	}
 }
+
+// Two provider configurations of one region, neither saying another
+// account, are one default VPC: an instance on the aliased one that names
+// no subnet is in the default VPC the project adopts on the other, so the
+// internet's path to its open SSH is proven, critical; they were read as
+// two default VPCs, the instance's outside the scanned code, the path
+// assumed. A configuration assuming a role in another account keeps a
+// default VPC of its own.
+func TestDefaultVPCOneRegionTwoConfigurations(t *testing.T) {
+	rep := checkSource(t, `
+provider "aws" {
+  region = "us-east-1"
+}
+
+provider "aws" {
+  alias  = "apps"
+  region = "us-east-1"
+}
+
+provider "aws" {
+  alias  = "partner"
+  region = "us-east-1"
+  assume_role {
+    role_arn = "arn:aws:iam::999999999999:role/deploy"
+  }
+}
+
+resource "aws_default_vpc" "this" {}
+
+resource "aws_security_group" "ssh" {
+  provider = aws.apps
+  name     = "ssh"
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_instance" "app" {
+  provider               = aws.apps
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  vpc_security_group_ids = [aws_security_group.ssh.id]
+}
+
+resource "aws_security_group" "partner" {
+  provider = aws.partner
+  name     = "ssh"
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_instance" "partner" {
+  provider               = aws.partner
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  vpc_security_group_ids = [aws_security_group.partner.id]
+}
+`)
+	f := findingOn(rep, RuleExposedPort, "aws_instance.app")
+	if f == nil || f.Severity != Critical || strings.Contains(f.Message, "may be") || !strings.Contains(pathText(f.Path), "aws_default_vpc.this:internet-gateway") {
+		t.Errorf("the instance in the region's one default VPC: %+v, want %s critical through its gateway", f, RuleExposedPort)
+	}
+	f = findingOn(rep, RuleExposedPort, "aws_instance.partner")
+	if f == nil || strings.Contains(pathText(f.Path), "aws_default_vpc.this") {
+		t.Errorf("the instance in another account's default VPC: %+v, want %s not through the project's default VPC", f, RuleExposedPort)
+	}
+}
