@@ -104,3 +104,46 @@ resource "aws_instance" "elsewhere" {
 		t.Errorf("the instance behind a group made elsewhere: %+v, want a finding not proven", f)
 	}
 }
+
+// A VPC, subnet or security group looked up by its ID (data "aws_subnet"
+// { id = ... }) is the one of that ID: a module given the project's
+// subnet, VPC and group by ID and looking them up places its instance in
+// that subnet behind that group, a proven path; it was read as a subnet
+// and groups not known statically. A group looked up by an ID written
+// in the code is that ID, a group made elsewhere, not a value not known.
+func TestLookedUpByID(t *testing.T) {
+	rep := run(t, "testdata/aws/lookup-by-id")
+	f := findingOn(rep, RuleExposedPort, "module.app.aws_instance.this")
+	if f == nil || f.Severity != Critical || strings.Contains(f.Message, "may be") {
+		if f != nil {
+			t.Fatalf("the module's instance: %s %s, want %s critical", f.Severity, f.Message, RuleExposedPort)
+		}
+		t.Fatalf("the module's instance: no %s", RuleExposedPort)
+	}
+	for _, want := range []string{"tcp 22 (SSH)", "3389 (RDP)"} {
+		if !strings.Contains(f.Message, want) {
+			t.Errorf("%s does not name %s: %s", RuleExposedPort, want, f.Message)
+		}
+	}
+	rdp := false
+	for _, pp := range f.Paths {
+		if pp.Ports != "tcp 3389 (RDP)" {
+			continue
+		}
+		rdp = true
+		if p := pathText(pp.Path); !strings.Contains(p, "aws_subnet.public") || !strings.Contains(p, "aws_security_group.ops") {
+			t.Errorf("RDP's path %s does not go through aws_subnet.public and aws_security_group.ops", p)
+		}
+	}
+	if !rdp {
+		t.Errorf("no path for RDP: %+v", f.Paths)
+	}
+	if f := findingOn(rep, RuleUnusedSG, "aws_security_group.ops"); f != nil {
+		t.Errorf("the group the module looks up is read as unused: %s", f.Message)
+	}
+	for _, f := range rep.Findings {
+		if f.RuleID == RuleNotEvaluated && strings.Contains(f.Message, "depends on data.") {
+			t.Errorf("a lookup by ID is read as not known statically: %s: %s", f.Address, f.Message)
+		}
+	}
+}

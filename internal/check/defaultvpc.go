@@ -232,12 +232,16 @@ func (m *Model) placeUnplaced() {
 // group when it names none: everything but EKS clusters and node groups
 // (EKS gives them the cluster group it makes) and load balancers other
 // than application load balancers (a network or gateway load balancer has
-// none; a classic one's is its own, which admits its listeners' ports in
-// the default VPC); one whose type is not known statically is read as
-// having none.
+// none) and classic ones in a VPC other than the default one (in the
+// default VPC ELB gives a classic one a group of its own, which admits its
+// listeners' ports: read as none, as where its VPC is not known); one
+// whose type is not known statically is read as having none.
 func takesDefaultSG(e *Endpoint) bool {
 	if e.Kind == "lb" {
 		r := e.Res
+		if r != nil && r.Type == "aws_elb" {
+			return inOtherVPC(e)
+		}
 		if r == nil || r.Type != "aws_lb" && r.Type != "aws_alb" || unknown(r.Values, "load_balancer_type") {
 			return false
 		}
@@ -245,6 +249,29 @@ func takesDefaultSG(e *Endpoint) bool {
 		return t == "" || t == "application"
 	}
 	return e.Kind != "eks-nodes" && e.Kind != "eks" && !e.Azure && !e.Managed
+}
+
+// inOtherVPC reports whether every subnet e may be in is known, of a VPC
+// the code declares that is not a default VPC.
+func inOtherVPC(e *Endpoint) bool {
+	if len(e.Subnets) == 0 || len(e.SubnetsMaybe) > 0 || e.SubnetsAny {
+		return false
+	}
+	for _, s := range e.Subnets {
+		if s.VPC == nil || s.VPC.Res == nil || s.VPC.Res.Type != "aws_vpc" {
+			return false
+		}
+	}
+	return true
+}
+
+// noGroupHop says why a load balancer that names no security group and
+// takes no default group (takesDefaultSG) admits what reaches it.
+func noGroupHop(e *Endpoint) string {
+	if e.Res != nil && e.Res.Type == "aws_elb" {
+		return "no security group named: a classic load balancer in the default VPC, or a VPC not known, whose group ELB makes admits every address on its listener ports"
+	}
+	return "no security group (network load balancer)"
 }
 
 // groupsOf returns the security groups e is a member of: those it names,

@@ -249,3 +249,131 @@ resource "aws_autoscaling_group" "web" {
 		t.Errorf("the group in the default subnets: %+v, want %s critical through the default VPC's gateway", f, RuleExposedPort)
 	}
 }
+
+// A classic load balancer that names availability zones but no subnet is
+// in those zones' default subnets, as an auto scaling group by zone is: in
+// the default VPC the project looks up, so the internet's path through it
+// to its instance is proven; it was read as in a subnet outside the
+// scanned code, an assumption.
+func TestDefaultVPCClassicLoadBalancerByZone(t *testing.T) {
+	dir := writeProject(t, `
+data "aws_vpc" "default" {
+  default = true
+}
+
+resource "aws_security_group" "app" {
+  vpc_id = data.aws_vpc.default.id
+  ingress {
+    from_port   = 8080
+    to_port     = 8080
+    protocol    = "tcp"
+    cidr_blocks = [data.aws_vpc.default.cidr_block]
+  }
+}
+
+resource "aws_instance" "app" {
+  ami                         = "ami-12345678"
+  instance_type               = "t3.micro"
+  associate_public_ip_address = false
+  vpc_security_group_ids      = [aws_security_group.app.id]
+}
+
+resource "aws_elb" "app" {
+  availability_zones = ["us-east-1a", "us-east-1b"]
+  instances          = [aws_instance.app.id]
+  listener {
+    lb_port           = 80
+    lb_protocol       = "http"
+    instance_port     = 8080
+    instance_protocol = "http"
+  }
+}
+`)
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_instance.app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inet *Access
+	for i := range acc {
+		if acc[i].Source == "internet" && acc[i].Port == 8080 {
+			inet = &acc[i]
+		}
+	}
+	if inet == nil || len(inet.Assumed) > 0 || !strings.Contains(pathText(inet.Path), "data.aws_vpc.default:internet-gateway") {
+		t.Fatalf("the internet through the balancer: %+v, want a proven path through the default VPC's gateway", inet)
+	}
+}
+
+// Two provider configurations of one region, neither saying another
+// account, are one default VPC: an instance on the aliased one that names
+// no subnet is in the default VPC the project adopts on the other, so the
+// internet's path to its open SSH is proven, critical; they were read as
+// two default VPCs, the instance's outside the scanned code, the path
+// assumed. A configuration assuming a role in another account keeps a
+// default VPC of its own.
+func TestDefaultVPCOneRegionTwoConfigurations(t *testing.T) {
+	rep := checkSource(t, `
+provider "aws" {
+  region = "us-east-1"
+}
+
+provider "aws" {
+  alias  = "apps"
+  region = "us-east-1"
+}
+
+provider "aws" {
+  alias  = "partner"
+  region = "us-east-1"
+  assume_role {
+    role_arn = "arn:aws:iam::999999999999:role/deploy"
+  }
+}
+
+resource "aws_default_vpc" "this" {}
+
+resource "aws_security_group" "ssh" {
+  provider = aws.apps
+  name     = "ssh"
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_instance" "app" {
+  provider               = aws.apps
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  vpc_security_group_ids = [aws_security_group.ssh.id]
+}
+
+resource "aws_security_group" "partner" {
+  provider = aws.partner
+  name     = "ssh"
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_instance" "partner" {
+  provider               = aws.partner
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  vpc_security_group_ids = [aws_security_group.partner.id]
+}
+`)
+	f := findingOn(rep, RuleExposedPort, "aws_instance.app")
+	if f == nil || f.Severity != Critical || strings.Contains(f.Message, "may be") || !strings.Contains(pathText(f.Path), "aws_default_vpc.this:internet-gateway") {
+		t.Errorf("the instance in the region's one default VPC: %+v, want %s critical through its gateway", f, RuleExposedPort)
+	}
+	f = findingOn(rep, RuleExposedPort, "aws_instance.partner")
+	if f == nil || strings.Contains(pathText(f.Path), "aws_default_vpc.this") {
+		t.Errorf("the instance in another account's default VPC: %+v, want %s not through the project's default VPC", f, RuleExposedPort)
+	}
+}

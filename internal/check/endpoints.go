@@ -458,6 +458,10 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			for _, sm := range blocks(r.Values, "subnet_mapping") {
 				e.Subnets = append(e.Subnets, m.subnetsIn(e, sm, "subnet_id")...)
 			}
+			if r.Type == "aws_elb" && !has(r.Values, "subnets") {
+				// Its availability_zones' default subnets.
+				e.Unplaced = noSubnetNamed
+			}
 			if !boolean(r.Values, "internal", false) {
 				e.Public, e.Why = true, "internet-facing load balancer"
 			}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+
+	"moat/internal/check/tf"
 )
 
 // adminPorts are the ports whose reachability from another network is a
@@ -49,10 +51,14 @@ func (m *Model) peerSources(s *Subnet) []peerSource {
 					out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target, Detail: detail}})
 				}
 			case r.Kind == "tgw":
-				for _, conn := range m.tgwVPNs(r.Target, r.Dest) {
+				conns, assumed := m.tgwVPNs(r.Target, r.Dest)
+				for i, conn := range conns {
 					src := Source{Name: "VPN " + conn + " (" + r.Dest.String() + ")", Set: setOf(r.Dest), SGs: map[string]bool{}, Gateway: r.Target}
-					out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target,
-						Detail: fmt.Sprintf("transit gateway with site-to-site VPN %s; %s routes %s to it", conn, t.Addr, r.Dest)}})
+					detail := fmt.Sprintf("transit gateway with site-to-site VPN %s; %s routes %s to it", conn, t.Addr, r.Dest)
+					if assumed[i] != "" {
+						detail += " (" + assumed[i] + ")"
+					}
+					out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target, Detail: detail}})
 				}
 			}
 		}
@@ -251,9 +257,12 @@ func (m *Model) lateral(fs *findings) {
 // internet at large (wide), whose way out the gateway is. Which ranges
 // a connection carries is its customer's (static routes on the gateway's
 // tables, or BGP), so every range routed to the gateway is read as one.
-func (m *Model) tgwVPNs(tgw string, dest netip.Prefix) []string {
+// A connection whose transit gateway is not known statically is read as
+// on any its expression can name (tf.Unknown.From), else on any, and
+// assumed says so; it is noted.
+func (m *Model) tgwVPNs(tgw string, dest netip.Prefix) (conns, assumed []string) {
 	if wide(m.Internet().Set, setOf(dest), nil) {
-		return nil // the internet at large: the way out (an egress VPC), not a customer's network
+		return nil, nil // the internet at large: the way out (an egress VPC), not a customer's network
 	}
 	for _, v := range m.VPCs {
 		if !m.tgws[tgw][v.Addr] {
@@ -261,15 +270,35 @@ func (m *Model) tgwVPNs(tgw string, dest netip.Prefix) []string {
 		}
 		for _, c := range v.CIDRs {
 			if c.Bits() <= dest.Bits() && c.Contains(dest.Addr()) {
-				return nil
+				return nil, nil
 			}
 		}
 	}
-	var conns []string
 	for _, r := range m.Resources {
-		if r.Type == "aws_vpn_connection" && m.addr(str(r.Values, "transit_gateway_id")) == tgw {
-			conns = append(conns, r.Address)
+		if r.Type != "aws_vpn_connection" || str(r.Values, "vpn_gateway_id") != "" || unknown(r.Values, "vpn_gateway_id") {
+			continue // a VPN gateway's connection (buildVPNRoutes)
 		}
+		if !unknown(r.Values, "transit_gateway_id") {
+			if gw := str(r.Values, "transit_gateway_id"); gw != "" && m.addr(gw) == tgw {
+				conns, assumed = append(conns, r.Address), append(assumed, "")
+			}
+			continue
+		}
+		why := "any transit gateway"
+		if gws := instancesOf(m, unknownFrom(r.Values, "transit_gateway_id"), m.byType["aws_ec2_transit_gateway"], func(g *tf.Resource) *tf.Resource { return g }); gws != nil {
+			var as []string
+			on := false
+			for _, g := range gws {
+				as, on = append(as, g.Address), on || g.Address == tgw
+			}
+			if !on {
+				continue
+			}
+			why = "any of " + strings.Join(as, ", ")
+		}
+		why = fmt.Sprintf("%s: its transit gateway not known statically (transit_gateway_id): assumed to be %s", r.Address, why)
+		m.note(r, "%s", why)
+		conns, assumed = append(conns, r.Address), append(assumed, why)
 	}
-	return conns
+	return conns, assumed
 }

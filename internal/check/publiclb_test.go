@@ -251,3 +251,57 @@ resource "aws_default_security_group" "default" {
 		}
 	}
 }
+
+// A classic load balancer that names no security group in a VPC other
+// than the default one is in that VPC's default group, as AWS makes it
+// for a balancer made through its API: as AWS makes it, that group admits
+// only its own members, so the internet reaches no listener. It was read
+// as having no group, open on its listeners as one in the default VPC is.
+func TestClassicLoadBalancerInVPCTakesDefaultGroup(t *testing.T) {
+	dir := writeProject(t, `
+resource "aws_vpc" "main" {
+  cidr_block = "10.30.0.0/16"
+}
+
+resource "aws_internet_gateway" "main" {
+  vpc_id = aws_vpc.main.id
+}
+
+resource "aws_subnet" "public" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.30.1.0/24"
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.main.id
+  }
+}
+
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_elb" "web" {
+  subnets = [aws_subnet.public.id]
+  listener {
+    lb_port           = 80
+    lb_protocol       = "http"
+    instance_port     = 8080
+    instance_protocol = "http"
+  }
+}
+`)
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_elb.web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if a.Source == "internet" {
+			t.Errorf("the internet reaches the balancer in the VPC's default group: %s", pathText(a.Path))
+		}
+	}
+}

@@ -730,7 +730,7 @@ func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int,
 	case len(sgs) == 0 && e.Kind == "lb" && !takesDefaultSG(e):
 		// No resource filters here: the hop names none (the balancer is
 		// the next).
-		return set, Hop{Kind: "sg", Detail: "no security group (network load balancer)"}, nil, true
+		return set, Hop{Kind: "sg", Detail: noGroupHop(e)}, nil, true
 	case len(sgs) == 0:
 		if sgs = m.groupsOf(e, vpc); len(sgs) == 0 {
 			return nil, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group is known: the VPC's default group admits only its own members"}, nil, false

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -308,5 +309,84 @@ resource "aws_route_table" "db" {
 		if strings.Contains(a.Source, "(0.0.0.0/0)") {
 			t.Errorf("--reach lists %s", a.Source)
 		}
+	}
+}
+
+// TestVPNTransitGatewayNotKnownStatically: a site-to-site VPN whose
+// transit gateway is not known statically (a variable without a value)
+// was no source at all. It is read at its worst, as on any transit gateway
+// its expression can name, else any, and the path and a note say so; one
+// whose expression names only another transit gateway stays off this
+// one, and a connection on a VPN gateway is never one a route to a
+// transit gateway not known statically reaches.
+func TestVPNTransitGatewayNotKnownStatically(t *testing.T) {
+	const db = "aws_db_instance.orders"
+	const hub = `
+variable "tgw_id" {
+  type = string
+}
+variable "edges" {
+  type = number
+}
+resource "aws_ec2_transit_gateway" "hub" {}
+resource "aws_ec2_transit_gateway" "edge" {
+  count = var.edges
+}
+resource "aws_ec2_transit_gateway_vpc_attachment" "prod" {
+  transit_gateway_id = aws_ec2_transit_gateway.hub.id
+  vpc_id             = aws_vpc.prod.id
+  subnet_ids         = [aws_subnet.db.id]
+}
+`
+	const route = `
+resource "aws_route_table" "db" {
+  vpc_id = aws_vpc.prod.id
+  route {
+    cidr_block         = "192.168.0.0/16"
+    transit_gateway_id = %s
+  }
+}
+`
+	conn := func(gw string) string {
+		return fmt.Sprintf(`
+resource "aws_vpn_connection" "branch" {
+  %s
+  customer_gateway_id = aws_customer_gateway.office.id
+  type                = "ipsec.1"
+  static_routes_only  = true
+}
+`, gw)
+	}
+	for _, tc := range []struct {
+		name, src, assumed string
+	}{
+		{"a variable without a value", conn("transit_gateway_id = var.tgw_id") + fmt.Sprintf(route, "aws_ec2_transit_gateway.hub.id"),
+			"aws_vpn_connection.branch: its transit gateway not known statically (transit_gateway_id): assumed to be any transit gateway"},
+		{"another gateway's instance", conn("transit_gateway_id = aws_ec2_transit_gateway.edge[0].id") + fmt.Sprintf(route, "aws_ec2_transit_gateway.hub.id"), ""},
+		{"a VPN gateway's connection", conn("vpn_gateway_id = aws_vpn_gateway.office.id") + fmt.Sprintf(route, "var.tgw_id"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeProject(t, vpnNetwork+hub+tc.src)
+			rep := run(t, dir)
+			var vpn []Finding
+			for _, f := range activeOn(rep, RuleLateral, db) {
+				if strings.Contains(f.Message, "VPN aws_vpn_connection.branch") {
+					vpn = append(vpn, f)
+				}
+			}
+			if tc.assumed == "" {
+				if len(vpn) > 0 {
+					t.Fatalf("want no %s from the VPN, got %+v", RuleLateral, vpn)
+				}
+				return
+			}
+			if len(vpn) != 1 || !strings.Contains(vpn[0].Message, "VPN aws_vpn_connection.branch (192.168.0.0/16) on tcp 3306 (MySQL)") {
+				t.Fatalf("want one %s from the VPN on MySQL, got %+v", RuleLateral, vpn)
+			}
+			if d := vpn[0].Path[1].Detail; !strings.Contains(d, tc.assumed) {
+				t.Errorf("transit gateway hop %q does not say %q", d, tc.assumed)
+			}
+			wantNotes(t, rep, tc.assumed)
+		})
 	}
 }

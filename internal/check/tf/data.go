@@ -259,6 +259,15 @@ func inlineSubnetLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
 // source.
 var securityGroupAttrs = []string{"arn", "description", "filter", "id", "name", "region", "tags", "timeouts", "vpc_id"}
 
+// idDataAttrs are the attributes of the data sources that look up a VPC, a
+// subnet or a security group, each of which may name it by its id: one so
+// named is that one, its ID the one given (lookedUp).
+var idDataAttrs = map[string][]string{
+	"aws_vpc":            vpcDataAttrs,
+	"aws_subnet":         subnetsDataAttrs["aws_subnet"],
+	"aws_security_group": securityGroupAttrs,
+}
+
 // securityGroupLookup returns the address of the security group an
 // aws_security_group lookup finds when it names, by its name argument or
 // group-name filter (with a vpc-id filter or vpc_id at most besides), a
@@ -367,7 +376,8 @@ func instancesOf(v cty.Value) []cty.Value {
 	return out
 }
 
-// dataValue is one data block's value: unknown, or a KMS key's identity,
+// dataValue is one data block's value: unknown, or a VPC, subnet or
+// security group looked up by its ID, a KMS key's identity,
 // an Amazon Linux 2023 AMI lookup's ID, an AWS-managed prefix list's name,
 // an Azure subnet written inside a virtual network of the module, a
 // security group the module makes looked up by name, the default VPC or
@@ -379,6 +389,11 @@ func (ev *evaluator) dataValue(in *instance, d *resBlock, ctx *hcl.EvalContext) 
 	}
 	if v, ok := defaultVPCValue(in, d, ctx); ok {
 		return v
+	}
+	if attrs, ok := idDataAttrs[d.typ]; ok && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+		if id, ok := knownString(d.body.attrs["id"], ctx); ok {
+			return lookedUp(attrs, id)
+		}
 	}
 	if d.typ == "azurerm_subnet" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
 		if id, ok := inlineSubnetLookup(d, ctx); ok {

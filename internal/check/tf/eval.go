@@ -181,6 +181,7 @@ func (ev *evaluator) run() {
 	}
 	ev.p.Notes = append(ev.p.Notes, dedupe(ev.notes)...)
 	ev.emit(ev.root)
+	ev.sameConfigs()
 }
 
 // pending reports whether some count or for_each is still unexpanded.

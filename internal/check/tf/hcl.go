@@ -78,7 +78,9 @@ type module struct {
 	imports []importBlock
 	calls   []*callBlock
 	outputs []local
-	defined map[string]Pos // where each variable, local, output, module call, resource and data block is
+	// providers are the provider configurations the module writes.
+	providers []providerBlock
+	defined   map[string]Pos // where each variable, local, output, module call, resource and data block is
 }
 
 // importBlock is an import block: to, the address of a resource (with
@@ -672,6 +674,7 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 			}
 			l.define(m, addr, "provider configuration", pos)
 			l.providerVersion(b.Labels[0], bd)
+			m.providers = append(m.providers, providerBlock{name: strings.TrimPrefix(addr, "provider."), body: bd})
 		case "module":
 			l.define(m, "module."+b.Labels[0], "module call", pos)
 			c := &callBlock{name: b.Labels[0], body: bd, pos: pos}

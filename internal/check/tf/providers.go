@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
+	"sort"
 	"strings"
 
 	goversion "github.com/hashicorp/go-version"
@@ -232,4 +234,138 @@ func configName(t hcl.Traversal) string {
 		}
 	}
 	return name
+}
+
+// providerBlock is a provider configuration a module writes: its name as
+// the module names it ("aws", "aws.west") and its body.
+type providerBlock struct {
+	name string
+	body *body
+}
+
+// awsCredentials are the arguments and blocks of an AWS provider
+// configuration that choose whose credentials it uses, and so may make
+// it another account's.
+var awsCredentials = []string{"access_key", "assume_role", "assume_role_with_web_identity", "profile",
+	"secret_key", "shared_config_files", "shared_credentials_file", "shared_credentials_files", "token"}
+
+// sameConfigs names as one in Configs, by the first name, the AWS provider
+// configurations of the root module known to be one region of one
+// account, which share one default VPC: each sets region to the same value
+// known statically, sets the arguments that choose credentials
+// (awsCredentials) to the same values known statically or leaves them
+// unset, and their allowed_account_ids, where known, share an account.
+// One whose region is not set (the environment's) or not known is
+// its own.
+func (ev *evaluator) sameConfigs() {
+	ctx := ev.ctx(ev.root)
+	type ident struct {
+		name, region, creds string
+		accounts            map[string]bool // nil: not said
+	}
+	var ids []ident
+	for _, pb := range ev.root.mod.providers {
+		if pb.name != "aws" && !strings.HasPrefix(pb.name, "aws.") {
+			continue
+		}
+		region, ok := knownString(pb.body.attrs["region"], ctx)
+		if !ok {
+			continue
+		}
+		creds, ok := awsCredentialsOf(pb.body, ctx)
+		if !ok {
+			continue
+		}
+		id := ident{name: pb.name, region: region, creds: creds}
+		if v, ok := knownValue(pb.body.attrs["allowed_account_ids"], ctx); ok && v.CanIterateElements() {
+			id.accounts = map[string]bool{}
+			for _, a := range v.AsValueSlice() {
+				if a.Type() == cty.String {
+					id.accounts[a.AsString()] = true
+				}
+			}
+		}
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].name < ids[j].name })
+	// Each configuration joins the first before it that it may be one
+	// with; that one's accounts narrow to those both allow.
+	same := map[string]string{} // configuration → the first of those it is one with
+	for i := range ids {
+		a := &ids[i]
+		for j := range ids[:i] {
+			b := &ids[j]
+			if a.region != b.region || a.creds != b.creds || same[b.name] != "" {
+				continue
+			}
+			if a.accounts != nil && b.accounts != nil && !overlaps(a.accounts, b.accounts) {
+				continue
+			}
+			same[a.name] = b.name
+			if b.accounts == nil {
+				b.accounts = a.accounts
+			} else if a.accounts != nil {
+				for k := range b.accounts {
+					if !a.accounts[k] {
+						delete(b.accounts, k)
+					}
+				}
+			}
+			break
+		}
+	}
+	for addr, c := range ev.p.Configs {
+		if s, ok := same[c]; ok {
+			ev.p.Configs[addr] = s
+		}
+	}
+}
+
+// awsCredentialsOf returns what an AWS provider configuration's body says
+// of its credentials (awsCredentials): the values it sets, in a text that
+// is the same for the same values; false when one is not known
+// statically or written by a dynamic block.
+func awsCredentialsOf(bd *body, ctx *hcl.EvalContext) (string, bool) {
+	var parts []string
+	for _, k := range awsCredentials {
+		if e := bd.attrs[k]; e != nil {
+			v, ok := knownValue(e, ctx)
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, k+"="+v.GoString())
+		}
+	}
+	for _, b := range bd.blocks {
+		if b.typ == "dynamic" {
+			return "", false
+		}
+		if !slices.Contains(awsCredentials, b.typ) {
+			continue
+		}
+		keys := make([]string, 0, len(b.body.attrs))
+		for k := range b.body.attrs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v, ok := knownValue(b.body.attrs[k], ctx)
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, b.typ+"."+k+"="+v.GoString())
+		}
+		parts = append(parts, b.typ)
+	}
+	return strings.Join(parts, "\n"), true
+}
+
+// overlaps reports whether sets a and b share an element.
+func overlaps(a, b map[string]bool) bool {
+	for k := range a {
+		if b[k] {
+			return true
+		}
+	}
+	return false
 }

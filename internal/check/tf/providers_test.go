@@ -78,3 +78,96 @@ resource "aws_subnet" "this" {
 		}
 	}
 }
+
+// AWS provider configurations known to be one region of one account are
+// named as one in Configs, by the first name: the same region known
+// statically (a literal, a variable's default) and no argument saying
+// another account. One assuming a role, using another profile, allowed
+// other accounts alone (than those of the configurations it would join),
+// or whose region is not known is its own.
+func TestProviderConfigsSameRegion(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+variable "region" {
+  default = "eu-west-1"
+}
+variable "other" {
+  type = string
+}
+provider "aws" {
+  region              = "eu-west-1"
+  allowed_account_ids = ["111111111111"]
+}
+provider "aws" {
+  alias               = "tags"
+  region              = var.region
+  allowed_account_ids = ["111111111111", "555555555555"]
+}
+provider "aws" {
+  alias  = "audit"
+  region = "eu-west-1"
+  assume_role {
+    role_arn = "arn:aws:iam::222222222222:role/audit"
+  }
+}
+provider "aws" {
+  alias               = "elsewhere"
+  region              = "eu-west-1"
+  allowed_account_ids = ["333333333333"]
+}
+provider "aws" {
+  alias  = "same"
+  region = "eu-west-1"
+}
+provider "aws" {
+  alias   = "dev"
+  region  = "eu-west-1"
+  profile = "dev"
+}
+provider "aws" {
+  alias  = "unknown"
+  region = var.other
+}
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_vpc" "tags" {
+  provider   = aws.tags
+  cidr_block = "10.1.0.0/16"
+}
+resource "aws_vpc" "audit" {
+  provider   = aws.audit
+  cidr_block = "10.2.0.0/16"
+}
+resource "aws_vpc" "elsewhere" {
+  provider   = aws.elsewhere
+  cidr_block = "10.3.0.0/16"
+}
+resource "aws_vpc" "same" {
+  provider   = aws.same
+  cidr_block = "10.6.0.0/16"
+}
+resource "aws_vpc" "dev" {
+  provider   = aws.dev
+  cidr_block = "10.4.0.0/16"
+}
+resource "aws_vpc" "unknown" {
+  provider   = aws.unknown
+  cidr_block = "10.5.0.0/16"
+}
+`)},
+	}, Options{})
+	for addr, want := range map[string]string{
+		"aws_vpc.main":      "aws",
+		"aws_vpc.tags":      "aws",
+		"aws_vpc.audit":     "aws.audit",
+		"aws_vpc.elsewhere": "aws.elsewhere",
+		"aws_vpc.same":      "aws",
+		"aws_vpc.dev":       "aws.dev",
+		"aws_vpc.unknown":   "aws.unknown",
+	} {
+		if got := p.Configs[addr]; got != want {
+			t.Errorf("Configs[%s] = %q, want %q", addr, got, want)
+		}
+	}
+}

@@ -111,7 +111,9 @@ type Project struct {
 	Providers map[string]Provider
 	// Configs holds, by address, the provider configuration each resource
 	// and data source uses, as the root module names it ("aws",
-	// "aws.west"): each is a region, or an account, of its own.
+	// "aws.west"): each is a region, or an account, of its own, but AWS
+	// configurations known to be one region of one account are named by
+	// the first of them (sameConfigs).
 	Configs map[string]string
 }
 
