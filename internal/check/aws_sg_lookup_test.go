@@ -147,3 +147,38 @@ func TestLookedUpByID(t *testing.T) {
 		}
 	}
 }
+
+// Lookups by ID with count or for_each (data "aws_subnet" { count =
+// length(var.ids); id = var.ids[count.index] }, or for_each =
+// toset(var.ids) with id = each.value) have an instance each, the one of
+// its ID: a module given the project's subnets by ID places its
+// instances in them, by an instance's index, a splat or a for
+// expression, a proven path; the lookups were read as subnets not known
+// statically. One whose IDs are not given stays so, read at its worst.
+func TestLookedUpByIDRepeated(t *testing.T) {
+	rep := run(t, "testdata/aws/lookup-by-id-count")
+	for addr, subnet := range map[string]string{
+		"module.app.aws_instance.first":                        "aws_subnet.public[0]",
+		`module.app.aws_instance.each["aws_subnet.public[0]"]`: "aws_subnet.public[0]",
+		`module.app.aws_instance.each["aws_subnet.public[1]"]`: "aws_subnet.public[1]",
+		"module.app.aws_instance.splat":                        "aws_subnet.public[1]",
+		"module.app.aws_instance.listed":                       "aws_subnet.public[0]",
+	} {
+		f := findingOn(rep, RuleExposedPort, addr)
+		if f == nil {
+			t.Errorf("%s: no %s", addr, RuleExposedPort)
+			continue
+		}
+		if f.Severity != Critical || strings.Contains(f.Message, "may be") {
+			t.Errorf("%s: %s %s, want %s critical", addr, f.Severity, f.Message, RuleExposedPort)
+			continue
+		}
+		if p := pathText(f.Path); !strings.Contains(p, "→ "+subnet+":") {
+			t.Errorf("%s: path %s, want one through %s", addr, p, subnet)
+		}
+	}
+	f := findingOn(rep, RuleExposedPort, "aws_instance.legacy")
+	if f == nil || f.Severity != High || !strings.Contains(f.Message, "may be") {
+		t.Errorf("the instance in a subnet whose ID is not given: %+v, want a finding not proven", f)
+	}
+}

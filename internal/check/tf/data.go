@@ -30,24 +30,59 @@ var kmsDataAttrs = map[string][]string{
 var kmsKeyAttrs = map[string]bool{"arn": true, "id": true, "key_id": true, "target_key_arn": true, "target_key_id": true}
 
 // dataScope builds the value of "data" for a module instance: every data
-// block it declares is unknown, but for KMS keys named statically.
+// block it declares, each instance of one with count or for_each as a
+// resource's (dataOf); those not known statically unknown.
 func (ev *evaluator) dataScope(in *instance) cty.Value {
-	if len(in.mod.datas) == 0 {
+	if len(in.datas) == 0 {
 		return cty.DynamicVal
 	}
 	ctx := ev.ctx(in)
 	types := map[string]map[string]cty.Value{}
-	for _, d := range in.mod.datas {
-		if types[d.typ] == nil {
-			types[d.typ] = map[string]cty.Value{}
+	for _, ds := range in.datas {
+		if types[ds.rb.typ] == nil {
+			types[ds.rb.typ] = map[string]cty.Value{}
 		}
-		types[d.typ][d.name] = ev.dataValue(in, d, ctx)
+		types[ds.rb.typ][ds.rb.name] = ev.dataOf(in, ds, ctx)
 	}
 	out := map[string]cty.Value{}
 	for t, names := range types {
 		out[t] = cty.ObjectVal(names)
 	}
 	return cty.ObjectVal(out)
+}
+
+// dataOf expands a data block's count or for_each as a resource's
+// (expand, within maxInstances) once it is known statically, and returns
+// its value: one instance's (dataValue), or a tuple or object of them,
+// each read with its count.index or each; unknown while its instances are
+// not known. Its count or for_each are not noted: what reads the data
+// block is, where its value is not known.
+func (ev *evaluator) dataOf(in *instance, ds *dataState, ctx *hcl.EvalContext) cty.Value {
+	ev.p.Configs[dataAddr(in, ds.rb.typ, ds.rb.name)] = in.providerConfig(ds.rb.body, ds.rb.typ)
+	if !ds.expanded {
+		quiet := ev.quiet
+		ev.quiet = true
+		ev.expand(ctx, ds.rb.body, &ds.expansion)
+		ev.quiet = quiet
+	}
+	if !ds.expanded || ds.unknownKey {
+		return cty.DynamicVal
+	}
+	switch ds.mode {
+	case modeCount:
+		vs := make([]cty.Value, len(ds.keys))
+		for i := range ds.keys {
+			vs[i] = ev.dataValue(in, ds.rb, ds.child(ctx, i))
+		}
+		return tupleOf(vs)
+	case modeEach:
+		m := map[string]cty.Value{}
+		for i, k := range ds.keys {
+			m[k.AsString()] = ev.dataValue(in, ds.rb, ds.child(ctx, i))
+		}
+		return objectOf(m)
+	}
+	return ev.dataValue(in, ds.rb, ctx)
 }
 
 // AL2023AMI is what the AMI ID an aws_ami or aws_ssm_parameter lookup
@@ -383,29 +418,28 @@ func instancesOf(v cty.Value) []cty.Value {
 // security group the module makes looked up by name, the default VPC or
 // its subnets, or an IAM policy document.
 func (ev *evaluator) dataValue(in *instance, d *resBlock, ctx *hcl.EvalContext) cty.Value {
-	ev.p.Configs[dataAddr(in, d.typ, d.name)] = in.providerConfig(d.body, d.typ)
 	if d.typ == "aws_iam_policy_document" {
 		return ev.policyDocument(d, ctx)
 	}
 	if v, ok := defaultVPCValue(in, d, ctx); ok {
 		return v
 	}
-	if attrs, ok := idDataAttrs[d.typ]; ok && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+	if attrs, ok := idDataAttrs[d.typ]; ok {
 		if id, ok := knownString(d.body.attrs["id"], ctx); ok {
 			return lookedUp(attrs, id)
 		}
 	}
-	if d.typ == "azurerm_subnet" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+	if d.typ == "azurerm_subnet" {
 		if id, ok := inlineSubnetLookup(d, ctx); ok {
 			return lookedUp(azureSubnetAttrs, id)
 		}
 	}
-	if d.typ == "aws_security_group" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+	if d.typ == "aws_security_group" {
 		if id, ok := securityGroupLookup(d, ctx); ok {
 			return lookedUp(securityGroupAttrs, id)
 		}
 	}
-	if d.typ == "aws_ec2_managed_prefix_list" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+	if d.typ == "aws_ec2_managed_prefix_list" {
 		if name, ok := managedPrefixListName(d, ctx); ok {
 			obj := map[string]cty.Value{}
 			for _, a := range managedPrefixListAttrs {
@@ -415,7 +449,7 @@ func (ev *evaluator) dataValue(in *instance, d *resBlock, ctx *hcl.EvalContext) 
 			return cty.ObjectVal(obj)
 		}
 	}
-	if attrs, ok := amiDataAttrs[d.typ]; ok && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil && al2023Lookup(d, ctx) {
+	if attrs, ok := amiDataAttrs[d.typ]; ok && al2023Lookup(d, ctx) {
 		obj := map[string]cty.Value{}
 		for _, a := range attrs {
 			obj[a] = cty.DynamicVal
@@ -427,7 +461,7 @@ func (ev *evaluator) dataValue(in *instance, d *resBlock, ctx *hcl.EvalContext) 
 		}
 		return cty.ObjectVal(obj)
 	}
-	if d.typ == "azurerm_resource_group" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+	if d.typ == "azurerm_resource_group" {
 		// Looked up by its name, which it is.
 		if name, ok := knownString(d.body.attrs["name"], ctx); ok {
 			return cty.ObjectVal(map[string]cty.Value{"id": cty.DynamicVal, "name": cty.StringVal(name),
@@ -435,7 +469,7 @@ func (ev *evaluator) dataValue(in *instance, d *resBlock, ctx *hcl.EvalContext) 
 		}
 	}
 	attrs, ok := kmsDataAttrs[d.typ]
-	if !ok || d.body.attrs["count"] != nil || d.body.attrs["for_each"] != nil {
+	if !ok {
 		return cty.DynamicVal
 	}
 	arg := "key_id"
@@ -522,7 +556,9 @@ func dataAddr(in *instance, typ, name string) string {
 // subnets (defaultVPCLookup, defaultSubnetsLookup): the VPC's ID
 // (DefaultVPCOf), range and main route table are known; a subnet lookup's
 // IDs are not, but what takes them is a default subnet (recorded on in for
-// sources: DefaultSubnetsOf), and so is its VPC.
+// sources: DefaultSubnetsOf), and so is its VPC. Their stand-ins are named
+// by the data block's address, not an instance's: a lookup with count or
+// for_each stays unknown.
 func defaultVPCValue(in *instance, d *resBlock, ctx *hcl.EvalContext) (cty.Value, bool) {
 	if d.body.attrs["count"] != nil || d.body.attrs["for_each"] != nil {
 		return cty.NilVal, false

@@ -69,6 +69,7 @@ type instance struct {
 	vars     map[string]cty.Value
 	locals   map[string]cty.Value
 	res      []*resState
+	datas    []*dataState
 	calls    []*callState
 	outputs  map[string]cty.Value
 	// varFrom, localFrom and outFrom hold, for a variable, local or output
@@ -118,6 +119,13 @@ type resState struct {
 	known bool
 }
 
+// dataState is a data block of a module instance and its count or
+// for_each.
+type dataState struct {
+	expansion
+	rb *resBlock
+}
+
 type callState struct {
 	expansion
 	cb    *callBlock
@@ -156,6 +164,9 @@ func newInstance(m *module, addr string, call *callState, parent *instance) *ins
 			rs.vals = []cty.Value{cty.DynamicVal}
 		}
 		in.res = append(in.res, rs)
+	}
+	for _, d := range m.datas {
+		in.datas = append(in.datas, &dataState{rb: d, expansion: expansion{base: prefix + "data." + d.typ + "." + d.name, mode: modeOf(d.body)}})
 	}
 	for _, c := range m.calls {
 		cs := &callState{cb: c, expansion: expansion{base: prefix + "module." + c.name, mode: modeOf(c.body)}}
@@ -298,6 +309,11 @@ func (ev *evaluator) instance(in *instance) int {
 	in.scope["data"] = ev.dataScope(in)
 	unknown += ev.locals(in)
 	in.scope["data"] = ev.dataScope(in)
+	for _, ds := range in.datas {
+		if !ds.expanded {
+			unknown++
+		}
+	}
 	for _, rs := range in.res {
 		if !rs.expanded {
 			ev.expand(ev.ctx(in), rs.rb.body, &rs.expansion)

@@ -217,7 +217,7 @@ func isUnknown(v any) bool {
 // instances in all. A resource past the bound is read as one instance
 // whose key is unknown, which stands for them all (before, a count of a
 // billion left the resource out), and says so; a count Terraform rejects
-// is said to be rejected. Module calls that multiply are refused at load.
+// is said to be rejected. A data block's count is bounded with them. Module calls that multiply are refused at load.
 func TestExpansionBounded(t *testing.T) {
 	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
 resource "aws_security_group" "billion" {
@@ -236,6 +236,13 @@ resource "aws_security_group" "third" {
 resource "aws_security_group" "negative" {
   count = -1
 }
+data "aws_subnet" "billion" {
+  count = 1e9
+  id    = "subnet-${count.index}"
+}
+resource "aws_instance" "in_billion" {
+  subnet_id = data.aws_subnet.billion[0].id
+}
 `)}}, Options{})
 	got := map[string]int{}
 	for _, r := range p.Resources {
@@ -252,7 +259,10 @@ resource "aws_security_group" "negative" {
 	if name, ok := r.Values["name"].(Unknown); !ok {
 		t.Errorf("billion's name = %#v, want it not known statically (count.index is unknown)", name)
 	}
-	for _, at := range []string{"main.tf:3", "main.tf:13"} {
+	if id := byAddr(p)["aws_instance.in_billion"].Values["subnet_id"]; !isUnknown(id) {
+		t.Errorf("a subnet of a lookup past the bound = %#v, want it not known statically", id)
+	}
+	for _, at := range []string{"main.tf:3", "main.tf:13", "main.tf:19"} {
 		if !hasNote(p, at, "past the 100000") {
 			t.Errorf("no note at %s that the expansion is past the bound: %v", at, p.Notes)
 		}

@@ -53,11 +53,6 @@ func (ev *evaluator) renderPolicy(d *resBlock, ctx *hcl.EvalContext) (doc map[st
 			return nil, false, false
 		}
 	}
-	for _, a := range []string{"count", "for_each"} {
-		if d.body.attrs[a] != nil {
-			return nil, false, false
-		}
-	}
 	quiet := ev.quiet
 	ev.quiet = true // the data block is not a resource: its unknowns are not noted
 	v := ev.body(d.body, ctx, "data."+d.typ+"."+d.name, true)
