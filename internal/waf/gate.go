@@ -121,9 +121,14 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		applyTargets(tx, nil)
 		return
 	}
-	s := gateScratch.Get().(*gateState)
-	s.reset(p, tx)
-	if p.hdr != nil {
+	phase := p.gatePhase[r.ID()]
+	m := memoOf(tx)
+	s := m.resumeGate(p, tx)
+	if s == nil {
+		s = gateScratch.Get().(*gateState)
+		s.reset(p, tx)
+	}
+	if p.hdr != nil && !s.looked {
 		s.lookHeaders()
 	}
 	// A request big enough to be timed (see budget.go) stops being gated
@@ -140,18 +145,46 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 			s.removeRank(rules[i].rank)
 		}
 	}
-	if p.gatePhase[r.ID()] == 2 {
+	if phase == 2 {
 		applyTargets(tx, s)
 	}
-	s.flush(rr, p.gatePhase[r.ID()])
+	s.flush(rr, phase)
 	if p.hdr != nil {
 		s.keepHeaders()
 	}
 	if p.counting {
 		p.work.Add(int64(s.work))
+		p.read.Add(int64(s.read))
 	}
+	if phase == 1 && m != nil && !p.fresh {
+		// The phase-2 gate reads most of these values again (headers,
+		// URI, query): it takes what this pass knows of them.
+		m.gate = s
+		return
+	}
+	s.release()
+}
+
+// release hands s back to the pool.
+func (s *gateState) release() {
 	s.tx = nil
 	gateScratch.Put(s)
+}
+
+// resumeGate takes the pass the phase-1 gate kept in m (which may be
+// nil) for the next pass of plan p on tx, nil when there is none.
+func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateState {
+	if m == nil || m.gate == nil {
+		return nil
+	}
+	s := m.gate
+	m.gate = nil
+	if s.p != p || s.tx != tx {
+		s.release()
+		return nil
+	}
+	s.resume()
+	return s
 }
 
 // gatePlan is what the gate knows of a rule set, read once from the
@@ -230,6 +263,12 @@ type gatePlan struct {
 	// set by tests only.
 	counting bool
 	work     atomic.Int64
+	// read: the values' byte sets the passes read (gateState.read),
+	// when counting.
+	read atomic.Int64
+	// fresh: every pass starts with nothing known, none taking what the
+	// phase-1 pass knew (gateState.resume); set by tests only.
+	fresh bool
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -890,6 +929,9 @@ type gateState struct {
 	// it asked an engine about (past the byte tests), for the tests
 	// (gatePlan.counting).
 	work int
+	// read counts the values' byte sets the pass read (bytes), for the
+	// tests.
+	read int
 	// hc[vi]: 1 + value vi's slot in the header cache's answers
 	// (gatecache.go), 0 when the cache does not answer for it; selHC[k]:
 	// selector k has such a value. hbits holds each slot's bits as the
@@ -901,6 +943,10 @@ type gateState struct {
 	hkeys  []headerKey
 	hdirty []bool
 	hbuf   []byte // sum's blocks
+	// looked: the request's headers are registered (lookHeaders); a
+	// pass that resumes another's does not look again, for the headers
+	// are all added before phase 1 and nothing changes them.
+	looked bool
 	// kbuf: a TX key a keyed writer would make (gatekeyrx.go).
 	kbuf []byte
 	// rng: the ranges flush hands Coraza (gateremove.go).
@@ -935,16 +981,11 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.sel = s.sel[:len(p.selectors)]
 	s.selOK = s.selOK[:len(p.selectors)]
 	s.selHC = s.selHC[:len(p.selectors)]
-	for i := range s.sel {
-		s.sel[i] = s.sel[i][:0]
-		s.selOK[i] = false
-		s.selHC[i] = false
-	}
 	s.hc = s.hc[:0]
 	s.hbits = s.hbits[:0]
 	s.hkeys = s.hkeys[:0]
 	s.hdirty = s.hdirty[:0]
-	s.work = 0
+	s.looked = false
 	s.vals = s.vals[:0]
 	clear(s.valIdx)
 	clear(s.tval) // no request's text outlives it in the pool
@@ -960,16 +1001,33 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 		s.uni = make([]int32, p.unions)
 	}
 	s.uni = s.uni[:p.unions]
-	clear(s.uni)
 	if cap(s.whole) < len(p.wholes) {
 		s.whole = make([]int32, len(p.wholes))
 	}
 	s.whole = s.whole[:len(p.wholes)]
-	clear(s.whole)
 	if cap(s.wholeHC) < len(p.wholes) {
 		s.wholeHC = make([]bool, len(p.wholes))
 	}
 	s.wholeHC = s.wholeHC[:len(p.wholes)]
+	s.resume()
+}
+
+// resume readies s, a pass of the same plan on the same transaction,
+// for the next pass: what it knows of each value (its index, its
+// transformations, their bytes and literal owners, the header cache's
+// answers) is kept, for a value is the collections' string, whose
+// bytes nothing changes; what it read of the collections (each
+// selector's values and the slots of their bytes) is forgotten, for
+// Coraza and the inspection pass add values between the passes.
+func (s *gateState) resume() {
+	for i := range s.sel {
+		s.sel[i] = s.sel[i][:0]
+		s.selOK[i] = false
+		s.selHC[i] = false
+	}
+	s.work, s.read = 0, 0
+	clear(s.uni)
+	clear(s.whole)
 	clear(s.all)
 	s.all = s.all[:0]
 }
@@ -1126,6 +1184,7 @@ func (s *gateState) bytes(node, vi int) byteSet {
 				return b
 			}
 		}
+		s.read++
 		s.bval = append(s.bval, bytesOf(t))
 		s.bset[at] = int32(len(s.bval))
 	}
