@@ -145,11 +145,10 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 			s.removeRank(rules[i].rank)
 		}
 	}
-	last := !p.handsOn[r.ID()]
-	if phase == 2 && last {
+	if phase == 2 {
 		applyTargets(tx, s)
 	}
-	s.flush(rr, phase, last)
+	s.flush(rr, phase)
 	if p.hdr != nil {
 		s.keepHeaders()
 	}
@@ -157,8 +156,8 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		p.work.Add(int64(s.work))
 		p.read.Add(int64(s.read))
 	}
-	if (phase == 1 || !last) && m != nil && !p.fresh {
-		// The next gate reads most of these values again (headers,
+	if phase == 1 && m != nil && !p.fresh {
+		// The phase-2 gate reads most of these values again (headers,
 		// URI, query): it takes what this pass knows of them.
 		m.gate = s
 		return
@@ -193,10 +192,6 @@ func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateS
 type gatePlan struct {
 	after     map[int][]gateRule // gate rule ID → the rules it decides
 	gatePhase map[int]int        // gate rule ID → its phase
-	// handsOn: gate rule ID → another gate of its phase comes after it
-	// and decides the rules from there (the body gate, phase 2's first
-	// rule, hands on to the gate after the inspection pass).
-	handsOn   map[int]bool
 	selectors []gateSelector
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
@@ -231,10 +226,6 @@ type gatePlan struct {
 	// 1 or 2 (gateremove.go).
 	ranges  *rangesAt
 	inPhase [2][]int32
-	// run[i]: how many of the first i ranks are of rules that have run
-	// when the last gate of phase 2 runs: phase 1's and phase 2's before
-	// it (gateremove.go).
-	run []int32
 	// deferredTargets: the phase-2 gate files target removals of phase
 	// 1 (gatetargets.go), so a route that excludes it takes the
 	// unresolved rule set.
@@ -404,7 +395,6 @@ var gateVariables = map[variables.RuleVariable]bool{
 	// gate of the phase that reads them, and by no rule.
 	variables.MultipartPartHeaders: true, variables.ReqbodyError: true,
 	variables.MultipartStrictError: true, variables.ArgumentsLimitReached: true,
-	variables.ReqbodyErrorMsg: true,
 	// Phase 2 only: a phase-1 ctl:requestBodyProcessor writes it.
 	variables.ReqbodyProcessor: true,
 	// The length of the arguments' names and values, worked out from
@@ -433,7 +423,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	if err != nil {
 		return nil, fmt.Errorf("waf: gate: %w", err)
 	}
-	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, handsOn: map[int]bool{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
+	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
 	if err := p.planChains(rules, consts); err != nil {
 		return nil, err
 	}
@@ -534,10 +524,6 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 		var list []gateRule
 		for _, later := range all[i+1:] {
-			if later.phase == info.phase && isGate[later.id] {
-				p.handsOn[info.id] = true
-				break
-			}
 			if later.phase == info.phase && later.gr != nil {
 				list = append(list, *later.gr)
 			}
@@ -548,26 +534,13 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	}
 	ruleIDs := make([]int, 0, len(all))
 	phases := map[int]int{}
-	// early: the rules of phase 2 before its last gate.
-	early, lastGate := map[int]bool{}, 0
 	for _, info := range all {
 		if info.id != 0 {
 			ruleIDs = append(ruleIDs, info.id)
 			phases[info.id] = info.phase
 		}
-		if isGate[info.id] && info.phase == 2 && !p.handsOn[info.id] {
-			lastGate = info.id
-			for _, e := range all {
-				if e.id == info.id {
-					break
-				}
-				if e.phase == 2 && e.id > 0 {
-					early[e.id] = true
-				}
-			}
-		}
 	}
-	p.planRanks(ruleIDs, phases, early)
+	p.planRanks(ruleIDs, phases)
 	p.ranges = rangesField(w)
 	for _, list := range p.after {
 		for i := range list {
@@ -575,7 +548,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 	}
 	p.placeCaptured()
-	targets := planTargets(p.all, lastGate)
+	targets := planTargets(p.all, isGate)
 	p.all, p.constKeys, p.constVals = nil, nil, nil
 	p.planMulti()
 	p.planTwins()
@@ -915,14 +888,12 @@ func (p *gatePlan) askableOp(r reflect.Value) (plugintypes.Operator, bool, error
 // indexes into vals, which holds each distinct value once) and the
 // transformed values by (node, value).
 type gateState struct {
-	p     *gatePlan
-	tx    plugintypes.TransactionState
-	sel   [][]int
-	selOK []bool
-	// selRead: the selectors whose values the pass has read (selOK).
-	selRead []int32
-	vals    []string
-	valIdx  map[strID]int
+	p      *gatePlan
+	tx     plugintypes.TransactionState
+	sel    [][]int
+	selOK  []bool
+	vals   []string
+	valIdx map[strID]int
 	// tval[vi*len(nodes)+node] is value vi after node's transformations,
 	// when tstep says it was computed; tstep also says what node's last
 	// step reported (stepChanged, stepSilent).
@@ -951,8 +922,6 @@ type gateState struct {
 	// one is.
 	removed []bool
 	any     bool
-	// lo and hi: the lowest and highest rank removed, when any.
-	lo, hi int
 	// clocked: the inspection pass has started the request's CPU clock
 	// (TX:moat_start), which no rule the pass decides writes.
 	clocked bool
@@ -1012,12 +981,6 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.sel = s.sel[:len(p.selectors)]
 	s.selOK = s.selOK[:len(p.selectors)]
 	s.selHC = s.selHC[:len(p.selectors)]
-	for i := range s.sel {
-		s.sel[i] = s.sel[i][:0]
-		s.selOK[i] = false
-		s.selHC[i] = false
-	}
-	s.selRead = s.selRead[:0]
 	s.hc = s.hc[:0]
 	s.hbits = s.hbits[:0]
 	s.hkeys = s.hkeys[:0]
@@ -1057,12 +1020,11 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 // selector's values and the slots of their bytes) is forgotten, for
 // Coraza and the inspection pass add values between the passes.
 func (s *gateState) resume() {
-	for _, k := range s.selRead {
-		s.sel[k] = s.sel[k][:0]
-		s.selOK[k] = false
-		s.selHC[k] = false
+	for i := range s.sel {
+		s.sel[i] = s.sel[i][:0]
+		s.selOK[i] = false
+		s.selHC[i] = false
 	}
-	s.selRead = s.selRead[:0]
 	s.work, s.read = 0, 0
 	clear(s.uni)
 	clear(s.whole)
@@ -1090,7 +1052,6 @@ func (s *gateState) values(k int) []int {
 		return s.sel[k]
 	}
 	s.selOK[k] = true
-	s.selRead = append(s.selRead, int32(k))
 	sel := &s.p.selectors[k]
 	col := s.tx.Collection(sel.v)
 	if col == nil {

@@ -32,16 +32,13 @@ import (
 // of Coraza's reading of ranges in phase 2 was theirs. Coraza evaluates
 // a rule in its own phase only (and SecMarkers, phase 0, in every
 // phase), so once phase 2 has begun a range that names rules of phase
-// 1 alone removes nothing more, nor, at the last gate of phase 2, one
-// that names rules of phase 2 before it (the body gate's); that gate
-// drops such ranges, whoever added them, before it adds its own. A
-// range that names any rule of a later phase or after it, or a marker,
-// stays.
+// 1 alone removes nothing more; the phase-2 gate drops such ranges,
+// whoever added them, before it adds its own. A range that names any
+// rule of another phase, or a marker, stays.
 
 // planRanks numbers the rule set's IDs (ids, every rule's of every
-// phase; phases, each one's phase) in order, for flush; early holds the
-// rules of phase 2 that come before its last gate.
-func (p *gatePlan) planRanks(ids []int, phases map[int]int, early map[int]bool) {
+// phase; phases, each one's phase) in order, for flush.
+func (p *gatePlan) planRanks(ids []int, phases map[int]int) {
 	sorted := slices.Clone(ids)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
@@ -51,7 +48,6 @@ func (p *gatePlan) planRanks(ids []int, phases map[int]int, early map[int]bool) 
 	for ph := range p.inPhase {
 		p.inPhase[ph] = make([]int32, len(sorted)+1)
 	}
-	p.run = make([]int32, len(sorted)+1)
 	for i, id := range sorted {
 		p.rank[id] = i
 		p.phase[i] = phases[id]
@@ -60,10 +56,6 @@ func (p *gatePlan) planRanks(ids []int, phases map[int]int, early map[int]bool) 
 			if phases[id] == ph+1 {
 				p.inPhase[ph][i+1]++
 			}
-		}
-		p.run[i+1] = p.run[i]
-		if phases[id] == 1 || early[id] {
-			p.run[i+1]++
 		}
 	}
 }
@@ -112,16 +104,16 @@ func (a *rangesAt) of(tx plugintypes.TransactionState) *[][2]int {
 	return (*[][2]int)(unsafe.Add(data, a.off))
 }
 
-// dropRun removes from tx the ranges that name only rules that have run
-// (see above): called by the last gate of phase 2.
-func (s *gateState) dropRun() {
+// dropPhase1 removes from tx the ranges that name rules of phase 1
+// alone (see above): called in phase 2.
+func (s *gateState) dropPhase1() {
 	rs := s.p.ranges.of(s.tx)
 	if rs == nil {
 		return
 	}
 	kept := (*rs)[:0]
 	for _, rng := range *rs {
-		if !s.p.runOnly(rng) {
+		if !s.p.phase1Only(rng) {
 			kept = append(kept, rng)
 		}
 	}
@@ -129,16 +121,15 @@ func (s *gateState) dropRun() {
 	*rs = kept
 }
 
-// runOnly reports whether every rule whose ID is in rng is of phase 1,
-// or of phase 2 before its last gate (a range that names no rule, too).
-// A range from 0 names the SecMarkers (ID 0, every phase), which ids
-// leaves out.
-func (p *gatePlan) runOnly(rng [2]int) bool {
+// phase1Only reports whether every rule whose ID is in rng is of phase
+// 1 (a range that names no rule, too). A range from 0 names the
+// SecMarkers (ID 0, every phase), which ids leaves out.
+func (p *gatePlan) phase1Only(rng [2]int) bool {
 	if rng[0] <= 0 {
 		return false
 	}
 	lo, hi := p.ranks(rng)
-	return p.run[hi]-p.run[lo] == int32(hi-lo)
+	return p.inPhase[0][hi]-p.inPhase[0][lo] == int32(hi-lo)
 }
 
 // removeRank records the rule of rank i as removed by this pass.
@@ -148,10 +139,6 @@ func (s *gateState) removeRank(i int) {
 	}
 	s.removed = s.removed[:len(s.p.ids)]
 	s.removed[i] = true
-	if !s.any {
-		s.lo, s.hi = i, i
-	}
-	s.lo, s.hi = min(s.lo, i), max(s.hi, i)
 	s.any = true
 }
 
@@ -169,23 +156,23 @@ func (s *gateState) removedHere(id int) bool {
 // 106 of the 165 rules it decides), the others after it in order;
 // sorting them all costs more than it saves. The ranges the
 // transaction held before are read first: in phase 2 those of phase 1
-// have been dropped (dropRun), and a ctl that removes rules before
-// the gate is rare. last: the pass is the last gate of its phase.
-func (s *gateState) flush(rr ruleRemover, phase int, last bool) {
-	if phase == 2 && last {
-		s.dropRun()
+// have been dropped (dropPhase1), and a ctl that removes rules before
+// the gate is rare.
+func (s *gateState) flush(rr ruleRemover, phase int) {
+	if phase == 2 {
+		s.dropPhase1()
 	}
 	if !s.any {
 		return
 	}
 	s.rng = s.rng[:0]
 	most, mostRules := 0, int32(-1)
-	for i := s.lo; i <= s.hi; i++ {
+	for i := 0; i < len(s.removed); i++ {
 		if !s.removed[i] {
 			continue
 		}
 		j := i
-		for k := i + 1; k <= s.hi; k++ {
+		for k := i + 1; k < len(s.removed); k++ {
 			if s.removed[k] {
 				j = k
 			} else if pk := s.p.phase[k]; pk < 1 || pk >= phase {

@@ -32,13 +32,12 @@ type targetSplit struct {
 }
 
 // planTargets splits the target removals of phase-1 ctls (resolve.go)
-// into those filed at once and those the last gate of phase 2 (gateID)
-// files (later), when the rule set lets the gate do it; nil when it
-// does not.
-func planTargets(all []*rrule, gateID int) []targetSplit {
+// into those filed at once and those the phase-2 gate files (later),
+// when the rule set lets the gate do it; nil when it does not.
+func planTargets(all []*rrule, isGate map[int]bool) []targetSplit {
 	gate := -1
 	for i, r := range all {
-		if r.id == gateID && gateID != 0 {
+		if isGate[r.id] && r.phase == 2 {
 			gate = i
 			break
 		}

@@ -259,8 +259,6 @@ func New(cfg Config) (*WAF, error) {
 	if cfg.StockCRS {
 		// moat.conf, which holds the phase-2 gate, is not loaded.
 		b.WriteString(stockGate2)
-	} else {
-		b.WriteString(bodyGate)
 	}
 	fmt.Fprintf(&b, baseDirectives, engine,
 		orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit),
@@ -349,13 +347,11 @@ func New(cfg Config) (*WAF, error) {
 		}
 		// The phase-2 gate is moat.conf's, or stock CRS's (90008 is
 		// another rule in moat.conf).
-		ids := []int{gate1ID, bodyGateID, gate2ID}
 		phase2 := gate2ID
 		if cfg.StockCRS {
-			ids = []int{gate1ID, stockGate2ID}
 			phase2 = stockGate2ID
 		}
-		p, err := planGate(w, ids, dpl, orDefaultDur(cfg.Budget, DefaultBudget), consts)
+		p, err := planGate(w, []int{gate1ID, phase2}, dpl, orDefaultDur(cfg.Budget, DefaultBudget), consts)
 		if err != nil {
 			// Coraza's rules are not laid out as the gate reads them:
 			// every rule is evaluated, as without the gate.
@@ -457,24 +453,16 @@ func (w *WAF) GateStats() GateStats { return w.gate }
 
 // The gates' rule IDs: phase 1 first of all rules, phase 2 after moat's
 // inspection pass (rules/moat.conf), or first of phase 2 for stock CRS.
-// With moat's rules the body gate, first of phase 2, decides the rules
-// before the inspection pass that read what Coraza's body processors
-// set (REQBODY_ERROR, MULTIPART_STRICT_ERROR, ...), which would
-// otherwise be evaluated on every request.
 const (
 	gate1ID      = 90006
 	gate2ID      = 90007
 	stockGate2ID = 90008
-	bodyGateID   = 90009
 )
 
 const gateDirectives = `SecAction "id:90006,phase:1,pass,nolog,t:none,moatGate"
 `
 
 const stockGate2 = `SecAction "id:90008,phase:2,pass,nolog,t:none,moatGate"
-`
-
-const bodyGate = `SecAction "id:90009,phase:2,pass,nolog,t:none,moatGate"
 `
 
 // build loads directives into a Coraza WAF and returns the @rx patterns
