@@ -184,6 +184,9 @@ func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateS
 		return nil
 	}
 	s.resume()
+	if p.onResume != nil {
+		p.onResume(s)
+	}
 	return s
 }
 
@@ -251,10 +254,16 @@ type gatePlan struct {
 	unionSel  []int
 	unionNode []int
 	unionUp   []int32
-	wholes    [][]int32
-	wholeNode []int
-	wholeUp   []int32
-	wholeActs []byteSet
+	// stable[k]: selector k reads one of the stableVariables (stableVar
+	// by variable); stableWhole[w]: each of whole slot w's does. resume
+	// forgets the slots of the others.
+	stable      []bool
+	stableVar   [256]bool
+	stableWhole []bool
+	wholes      [][]int32
+	wholeNode   []int
+	wholeUp     []int32
+	wholeActs   []byteSet
 	// hdr keeps the answers of tests on header values across requests
 	// (gatecache.go); nil: none. hdrTests is the number of such tests.
 	hdr      *headerCache
@@ -267,8 +276,10 @@ type gatePlan struct {
 	// when counting.
 	read atomic.Int64
 	// fresh: every pass starts with nothing known, none taking what the
-	// phase-1 pass knew (gateState.resume); set by tests only.
-	fresh bool
+	// phase-1 pass knew (gateState.resume); onResume is called with a
+	// pass resumed. Set by tests only.
+	fresh    bool
+	onResume func(*gateState)
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -400,6 +411,20 @@ var gateVariables = map[variables.RuleVariable]bool{
 	// The length of the arguments' names and values, worked out from
 	// them when read.
 	variables.ArgsCombinedSize: true,
+}
+
+// stableVariables are those of gateVariables whose values are all set
+// before phase 1 (the request line and headers) and that nothing changes
+// after: the phase-2 gate takes what the phase-1 pass read of them
+// (gateState.resume). The arguments, cookies (the inspection pass adds
+// their normal forms) and the body's variables change between the
+// passes. TestGateStable checks the values kept against the
+// transaction's at the phase-2 gate.
+var stableVariables = map[variables.RuleVariable]bool{
+	variables.RequestHeaders: true, variables.RequestHeadersNames: true,
+	variables.RequestURI: true, variables.RequestURIRaw: true, variables.RequestFilename: true,
+	variables.RequestBasename: true, variables.RequestLine: true, variables.QueryString: true,
+	variables.RequestMethod: true, variables.RequestProtocol: true,
 }
 
 // gateOperators are Coraza's built-in operators whose answer depends on
@@ -553,6 +578,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	p.planMulti()
 	p.planTwins()
 	p.planUnions()
+	p.planStable()
 	p.hdrTests = p.planHeaderTests()
 	if p.hdr, err = newHeaderCache(p.hdrTests, headerCacheEntries); err != nil {
 		return nil, fmt.Errorf("waf: gate: %w", err)
@@ -888,12 +914,14 @@ func (p *gatePlan) askableOp(r reflect.Value) (plugintypes.Operator, bool, error
 // indexes into vals, which holds each distinct value once) and the
 // transformed values by (node, value).
 type gateState struct {
-	p      *gatePlan
-	tx     plugintypes.TransactionState
-	sel    [][]int
-	selOK  []bool
-	vals   []string
-	valIdx map[strID]int
+	p     *gatePlan
+	tx    plugintypes.TransactionState
+	sel   [][]int
+	selOK []bool
+	// selRead: the selectors whose values the pass has read (selOK).
+	selRead []int32
+	vals    []string
+	valIdx  map[strID]int
 	// tval[vi*len(nodes)+node] is value vi after node's transformations,
 	// when tstep says it was computed; tstep also says what node's last
 	// step reported (stepChanged, stepSilent).
@@ -912,6 +940,8 @@ type gateState struct {
 	// the same for a list of selectors (gateRule.whole).
 	uni   []int32
 	whole []int32
+	// uniSet and wholeSet: the slots of uni and whole computed.
+	uniSet, wholeSet []int32
 	// wholeHC[w]: one of the values of whole slot w's selectors is one
 	// the header cache answers for (selHC), once whole[w] is computed.
 	wholeHC []bool
@@ -981,6 +1011,12 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.sel = s.sel[:len(p.selectors)]
 	s.selOK = s.selOK[:len(p.selectors)]
 	s.selHC = s.selHC[:len(p.selectors)]
+	for i := range s.sel {
+		s.sel[i] = s.sel[i][:0]
+		s.selOK[i] = false
+		s.selHC[i] = false
+	}
+	s.selRead = s.selRead[:0]
 	s.hc = s.hc[:0]
 	s.hbits = s.hbits[:0]
 	s.hkeys = s.hkeys[:0]
@@ -1009,7 +1045,12 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 		s.wholeHC = make([]bool, len(p.wholes))
 	}
 	s.wholeHC = s.wholeHC[:len(p.wholes)]
-	s.resume()
+	clear(s.uni)
+	clear(s.whole)
+	s.uniSet, s.wholeSet = s.uniSet[:0], s.wholeSet[:0]
+	clear(s.all)
+	s.all = s.all[:0]
+	s.work, s.read = 0, 0
 }
 
 // resume readies s, a pass of the same plan on the same transaction,
@@ -1018,18 +1059,47 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 // answers) is kept, for a value is the collections' string, whose
 // bytes nothing changes; what it read of the collections (each
 // selector's values and the slots of their bytes) is forgotten, for
-// Coraza and the inspection pass add values between the passes.
+// Coraza and the inspection pass add values between the passes, but
+// for the stableVariables, which are all set before phase 1.
 func (s *gateState) resume() {
-	for i := range s.sel {
-		s.sel[i] = s.sel[i][:0]
-		s.selOK[i] = false
-		s.selHC[i] = false
+	kept := s.selRead[:0]
+	for _, k := range s.selRead {
+		if s.p.stable[k] {
+			kept = append(kept, k)
+			continue
+		}
+		s.sel[k] = s.sel[k][:0]
+		s.selOK[k] = false
+		s.selHC[k] = false
 	}
+	s.selRead = kept
 	s.work, s.read = 0, 0
-	clear(s.uni)
-	clear(s.whole)
-	clear(s.all)
-	s.all = s.all[:0]
+	uniSet := s.uniSet[:0]
+	for _, slot := range s.uniSet {
+		if s.p.stable[s.p.unionSel[slot]] {
+			uniSet = append(uniSet, slot)
+		} else {
+			s.uni[slot] = 0
+		}
+	}
+	s.uniSet = uniSet
+	wholeSet := s.wholeSet[:0]
+	for _, w := range s.wholeSet {
+		if s.p.stableWhole[w] {
+			wholeSet = append(wholeSet, w)
+		} else {
+			s.whole[w] = 0
+		}
+	}
+	s.wholeSet = wholeSet
+	all := s.all[:0]
+	for _, c := range s.all {
+		if s.p.stableVar[c.v] {
+			all = append(all, c)
+		}
+	}
+	clear(s.all[len(all):])
+	s.all = all
 }
 
 // findAll is col.FindAll(), col being collection v's, asked once per
@@ -1052,6 +1122,7 @@ func (s *gateState) values(k int) []int {
 		return s.sel[k]
 	}
 	s.selOK[k] = true
+	s.selRead = append(s.selRead, int32(k))
 	sel := &s.p.selectors[k]
 	col := s.tx.Collection(sel.v)
 	if col == nil {
@@ -1469,6 +1540,22 @@ func (p *gatePlan) planUnions() {
 	p.unions = len(slot)
 }
 
+// planStable marks the selectors of stableVariables and the whole slots
+// made of them alone.
+func (p *gatePlan) planStable() {
+	for v := range stableVariables {
+		p.stableVar[v] = true
+	}
+	p.stable = make([]bool, len(p.selectors))
+	for k, sel := range p.selectors {
+		p.stable[k] = p.stableVar[sel.v]
+	}
+	p.stableWhole = make([]bool, len(p.wholes))
+	for w, parts := range p.wholes {
+		p.stableWhole[w] = !slices.ContainsFunc(parts, func(slot int32) bool { return !p.stable[p.unionSel[slot]] })
+	}
+}
+
 // wholeSlot is 1 + the whole slot of the values of selectors ks (no
 // counts) after node, made with the slot of the same selectors through
 // the chain's beginning before the steps whose bytes are known, and
@@ -1540,6 +1627,7 @@ func (s *gateState) union(slot int32) byteSet {
 		if up := s.p.unionUp[slot]; up >= 0 {
 			if u := s.union(up); !u.meets(*s.p.nodes[node].acts) {
 				s.uni[slot] = s.uni[up]
+				s.uniSet = append(s.uniSet, slot)
 				return u
 			}
 		}
@@ -1551,6 +1639,7 @@ func (s *gateState) union(slot int32) byteSet {
 		}
 		s.bval = append(s.bval, u)
 		s.uni[slot] = int32(len(s.bval))
+		s.uniSet = append(s.uniSet, slot)
 	}
 	return s.bval[s.uni[slot]-1]
 }
@@ -1575,6 +1664,7 @@ func (s *gateState) wholeBytes(w int32) byteSet {
 		if up := s.p.wholeUp[w]; up >= 0 {
 			if u := s.wholeBytes(up); !u.meets(s.p.wholeActs[w]) {
 				s.whole[w], s.wholeHC[w] = s.whole[up], s.wholeHC[up]
+				s.wholeSet = append(s.wholeSet, w)
 				return u
 			}
 		}
@@ -1587,6 +1677,7 @@ func (s *gateState) wholeBytes(w int32) byteSet {
 		s.wholeHC[w] = hc
 		s.bval = append(s.bval, u)
 		s.whole[w] = int32(len(s.bval))
+		s.wholeSet = append(s.wholeSet, w)
 	}
 	return s.bval[s.whole[w]-1]
 }

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"cmp"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types/variables"
@@ -151,5 +153,58 @@ func TestGateResumeReadsAgain(t *testing.T) {
 	}
 	if at := vi*len(p.nodes) + node; s.tstep[at] == 0 || s.bset[at] == 0 {
 		t.Errorf("value %q: its transformation by chain %d forgotten", s.vals[vi], node)
+	}
+}
+
+// TestGateStable: what the phase-2 gate keeps of the phase-1 pass's
+// reads of the stableVariables (gateState.resume) is what it would read
+// of the transaction there, value for value (the same strings, at the
+// same addresses), on every stage of CRS's regression tests and on the
+// committed corpus. Fails when a variable that Coraza or the inspection
+// pass changes between the passes (ARGS_GET, REQUEST_COOKIES) is taken
+// as stable.
+func TestGateStable(t *testing.T) {
+	w, err := New(crsTestConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	p := w.plan
+	kept := map[variables.RuleVariable]int{}
+	p.onResume = func(s *gateState) {
+		f := &gateState{valIdx: map[strID]int{}}
+		f.reset(p, s.tx)
+		for _, k := range s.selRead {
+			// The same values, in whatever order (a collection's
+			// FindAll hands them out in its map's).
+			ids := func(st *gateState, vis []int) []strID {
+				out := make([]strID, len(vis))
+				for i, vi := range vis {
+					out[i] = strID{unsafe.Pointer(unsafe.StringData(st.vals[vi])), len(st.vals[vi])}
+				}
+				slices.SortFunc(out, func(a, b strID) int { return cmp.Or(cmp.Compare(uintptr(a.p), uintptr(b.p)), cmp.Compare(a.n, b.n)) })
+				return out
+			}
+			if got, want := ids(s, s.sel[k]), ids(f, f.values(int(k))); !slices.Equal(got, want) {
+				t.Errorf("selector %+v: kept %d values, the transaction holds %d, or others", p.selectors[k], len(got), len(want))
+			}
+			kept[p.selectors[k].v]++
+		}
+	}
+	inputs := append(crsInputs(t), corpusInputs(t, false)...)
+	if testing.Short() {
+		inputs = inputs[:len(inputs)/4]
+	}
+	for _, raw := range inputs {
+		verdictOf(w, nil, raw)
+		if t.Failed() {
+			t.Fatalf("on %q", trimInput(raw))
+		}
+	}
+	t.Logf("selectors kept, by variable: %v", kept)
+	for _, v := range []variables.RuleVariable{variables.RequestHeaders, variables.RequestFilename} {
+		if kept[v] == 0 {
+			t.Errorf("no selector of %s kept", v.Name())
+		}
 	}
 }
