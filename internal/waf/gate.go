@@ -121,9 +121,14 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		applyTargets(tx, nil)
 		return
 	}
-	s := gateScratch.Get().(*gateState)
-	s.reset(p, tx)
-	if p.hdr != nil {
+	phase := p.gatePhase[r.ID()]
+	m := memoOf(tx)
+	s := m.resumeGate(p, tx)
+	if s == nil {
+		s = gateScratch.Get().(*gateState)
+		s.reset(p, tx)
+	}
+	if p.hdr != nil && !s.looked {
 		s.lookHeaders()
 	}
 	// A request big enough to be timed (see budget.go) stops being gated
@@ -140,18 +145,49 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 			s.removeRank(rules[i].rank)
 		}
 	}
-	if p.gatePhase[r.ID()] == 2 {
+	if phase == 2 {
 		applyTargets(tx, s)
 	}
-	s.flush(rr, p.gatePhase[r.ID()])
+	s.flush(rr, phase)
 	if p.hdr != nil {
 		s.keepHeaders()
 	}
 	if p.counting {
 		p.work.Add(int64(s.work))
+		p.read.Add(int64(s.read))
 	}
+	if phase == 1 && m != nil && !p.fresh {
+		// The phase-2 gate reads most of these values again (headers,
+		// URI, query): it takes what this pass knows of them.
+		m.gate = s
+		return
+	}
+	s.release()
+}
+
+// release hands s back to the pool.
+func (s *gateState) release() {
 	s.tx = nil
 	gateScratch.Put(s)
+}
+
+// resumeGate takes the pass the phase-1 gate kept in m (which may be
+// nil) for the next pass of plan p on tx, nil when there is none.
+func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateState {
+	if m == nil || m.gate == nil {
+		return nil
+	}
+	s := m.gate
+	m.gate = nil
+	if s.p != p || s.tx != tx {
+		s.release()
+		return nil
+	}
+	s.resume()
+	if p.onResume != nil {
+		p.onResume(s)
+	}
+	return s
 }
 
 // gatePlan is what the gate knows of a rule set, read once from the
@@ -218,10 +254,16 @@ type gatePlan struct {
 	unionSel  []int
 	unionNode []int
 	unionUp   []int32
-	wholes    [][]int32
-	wholeNode []int
-	wholeUp   []int32
-	wholeActs []byteSet
+	// stable[k]: selector k reads one of the stableVariables (stableVar
+	// by variable); stableWhole[w]: each of whole slot w's does. resume
+	// forgets the slots of the others.
+	stable      []bool
+	stableVar   [256]bool
+	stableWhole []bool
+	wholes      [][]int32
+	wholeNode   []int
+	wholeUp     []int32
+	wholeActs   []byteSet
 	// hdr keeps the answers of tests on header values across requests
 	// (gatecache.go); nil: none. hdrTests is the number of such tests.
 	hdr      *headerCache
@@ -230,6 +272,14 @@ type gatePlan struct {
 	// set by tests only.
 	counting bool
 	work     atomic.Int64
+	// read: the values' byte sets the passes read (gateState.read),
+	// when counting.
+	read atomic.Int64
+	// fresh: every pass starts with nothing known, none taking what the
+	// phase-1 pass knew (gateState.resume); onResume is called with a
+	// pass resumed. Set by tests only.
+	fresh    bool
+	onResume func(*gateState)
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -361,6 +411,20 @@ var gateVariables = map[variables.RuleVariable]bool{
 	// The length of the arguments' names and values, worked out from
 	// them when read.
 	variables.ArgsCombinedSize: true,
+}
+
+// stableVariables are those of gateVariables whose values are all set
+// before phase 1 (the request line and headers) and that nothing changes
+// after: the phase-2 gate takes what the phase-1 pass read of them
+// (gateState.resume). The arguments, cookies (the inspection pass adds
+// their normal forms) and the body's variables change between the
+// passes. TestGateStable checks the values kept against the
+// transaction's at the phase-2 gate.
+var stableVariables = map[variables.RuleVariable]bool{
+	variables.RequestHeaders: true, variables.RequestHeadersNames: true,
+	variables.RequestURI: true, variables.RequestURIRaw: true, variables.RequestFilename: true,
+	variables.RequestBasename: true, variables.RequestLine: true, variables.QueryString: true,
+	variables.RequestMethod: true, variables.RequestProtocol: true,
 }
 
 // gateOperators are Coraza's built-in operators whose answer depends on
@@ -514,6 +578,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	p.planMulti()
 	p.planTwins()
 	p.planUnions()
+	p.planStable()
 	p.hdrTests = p.planHeaderTests()
 	if p.hdr, err = newHeaderCache(p.hdrTests, headerCacheEntries); err != nil {
 		return nil, fmt.Errorf("waf: gate: %w", err)
@@ -849,12 +914,14 @@ func (p *gatePlan) askableOp(r reflect.Value) (plugintypes.Operator, bool, error
 // indexes into vals, which holds each distinct value once) and the
 // transformed values by (node, value).
 type gateState struct {
-	p      *gatePlan
-	tx     plugintypes.TransactionState
-	sel    [][]int
-	selOK  []bool
-	vals   []string
-	valIdx map[strID]int
+	p     *gatePlan
+	tx    plugintypes.TransactionState
+	sel   [][]int
+	selOK []bool
+	// selRead: the selectors whose values the pass has read (selOK).
+	selRead []int32
+	vals    []string
+	valIdx  map[strID]int
 	// tval[vi*len(nodes)+node] is value vi after node's transformations,
 	// when tstep says it was computed; tstep also says what node's last
 	// step reported (stepChanged, stepSilent).
@@ -873,6 +940,8 @@ type gateState struct {
 	// the same for a list of selectors (gateRule.whole).
 	uni   []int32
 	whole []int32
+	// uniSet and wholeSet: the slots of uni and whole computed.
+	uniSet, wholeSet []int32
 	// wholeHC[w]: one of the values of whole slot w's selectors is one
 	// the header cache answers for (selHC), once whole[w] is computed.
 	wholeHC []bool
@@ -890,6 +959,9 @@ type gateState struct {
 	// it asked an engine about (past the byte tests), for the tests
 	// (gatePlan.counting).
 	work int
+	// read counts the values' byte sets the pass read (bytes), for the
+	// tests.
+	read int
 	// hc[vi]: 1 + value vi's slot in the header cache's answers
 	// (gatecache.go), 0 when the cache does not answer for it; selHC[k]:
 	// selector k has such a value. hbits holds each slot's bits as the
@@ -901,6 +973,10 @@ type gateState struct {
 	hkeys  []headerKey
 	hdirty []bool
 	hbuf   []byte // sum's blocks
+	// looked: the request's headers are registered (lookHeaders); a
+	// pass that resumes another's does not look again, for the headers
+	// are all added before phase 1 and nothing changes them.
+	looked bool
 	// kbuf: a TX key a keyed writer would make (gatekeyrx.go).
 	kbuf []byte
 	// rng: the ranges flush hands Coraza (gateremove.go).
@@ -940,11 +1016,12 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 		s.selOK[i] = false
 		s.selHC[i] = false
 	}
+	s.selRead = s.selRead[:0]
 	s.hc = s.hc[:0]
 	s.hbits = s.hbits[:0]
 	s.hkeys = s.hkeys[:0]
 	s.hdirty = s.hdirty[:0]
-	s.work = 0
+	s.looked = false
 	s.vals = s.vals[:0]
 	clear(s.valIdx)
 	clear(s.tval) // no request's text outlives it in the pool
@@ -960,18 +1037,69 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 		s.uni = make([]int32, p.unions)
 	}
 	s.uni = s.uni[:p.unions]
-	clear(s.uni)
 	if cap(s.whole) < len(p.wholes) {
 		s.whole = make([]int32, len(p.wholes))
 	}
 	s.whole = s.whole[:len(p.wholes)]
-	clear(s.whole)
 	if cap(s.wholeHC) < len(p.wholes) {
 		s.wholeHC = make([]bool, len(p.wholes))
 	}
 	s.wholeHC = s.wholeHC[:len(p.wholes)]
+	clear(s.uni)
+	clear(s.whole)
+	s.uniSet, s.wholeSet = s.uniSet[:0], s.wholeSet[:0]
 	clear(s.all)
 	s.all = s.all[:0]
+	s.work, s.read = 0, 0
+}
+
+// resume readies s, a pass of the same plan on the same transaction,
+// for the next pass: what it knows of each value (its index, its
+// transformations, their bytes and literal owners, the header cache's
+// answers) is kept, for a value is the collections' string, whose
+// bytes nothing changes; what it read of the collections (each
+// selector's values and the slots of their bytes) is forgotten, for
+// Coraza and the inspection pass add values between the passes, but
+// for the stableVariables, which are all set before phase 1.
+func (s *gateState) resume() {
+	kept := s.selRead[:0]
+	for _, k := range s.selRead {
+		if s.p.stable[k] {
+			kept = append(kept, k)
+			continue
+		}
+		s.sel[k] = s.sel[k][:0]
+		s.selOK[k] = false
+		s.selHC[k] = false
+	}
+	s.selRead = kept
+	s.work, s.read = 0, 0
+	uniSet := s.uniSet[:0]
+	for _, slot := range s.uniSet {
+		if s.p.stable[s.p.unionSel[slot]] {
+			uniSet = append(uniSet, slot)
+		} else {
+			s.uni[slot] = 0
+		}
+	}
+	s.uniSet = uniSet
+	wholeSet := s.wholeSet[:0]
+	for _, w := range s.wholeSet {
+		if s.p.stableWhole[w] {
+			wholeSet = append(wholeSet, w)
+		} else {
+			s.whole[w] = 0
+		}
+	}
+	s.wholeSet = wholeSet
+	all := s.all[:0]
+	for _, c := range s.all {
+		if s.p.stableVar[c.v] {
+			all = append(all, c)
+		}
+	}
+	clear(s.all[len(all):])
+	s.all = all
 }
 
 // findAll is col.FindAll(), col being collection v's, asked once per
@@ -994,6 +1122,7 @@ func (s *gateState) values(k int) []int {
 		return s.sel[k]
 	}
 	s.selOK[k] = true
+	s.selRead = append(s.selRead, int32(k))
 	sel := &s.p.selectors[k]
 	col := s.tx.Collection(sel.v)
 	if col == nil {
@@ -1126,6 +1255,7 @@ func (s *gateState) bytes(node, vi int) byteSet {
 				return b
 			}
 		}
+		s.read++
 		s.bval = append(s.bval, bytesOf(t))
 		s.bset[at] = int32(len(s.bval))
 	}
@@ -1410,6 +1540,22 @@ func (p *gatePlan) planUnions() {
 	p.unions = len(slot)
 }
 
+// planStable marks the selectors of stableVariables and the whole slots
+// made of them alone.
+func (p *gatePlan) planStable() {
+	for v := range stableVariables {
+		p.stableVar[v] = true
+	}
+	p.stable = make([]bool, len(p.selectors))
+	for k, sel := range p.selectors {
+		p.stable[k] = p.stableVar[sel.v]
+	}
+	p.stableWhole = make([]bool, len(p.wholes))
+	for w, parts := range p.wholes {
+		p.stableWhole[w] = !slices.ContainsFunc(parts, func(slot int32) bool { return !p.stable[p.unionSel[slot]] })
+	}
+}
+
 // wholeSlot is 1 + the whole slot of the values of selectors ks (no
 // counts) after node, made with the slot of the same selectors through
 // the chain's beginning before the steps whose bytes are known, and
@@ -1481,6 +1627,7 @@ func (s *gateState) union(slot int32) byteSet {
 		if up := s.p.unionUp[slot]; up >= 0 {
 			if u := s.union(up); !u.meets(*s.p.nodes[node].acts) {
 				s.uni[slot] = s.uni[up]
+				s.uniSet = append(s.uniSet, slot)
 				return u
 			}
 		}
@@ -1492,6 +1639,7 @@ func (s *gateState) union(slot int32) byteSet {
 		}
 		s.bval = append(s.bval, u)
 		s.uni[slot] = int32(len(s.bval))
+		s.uniSet = append(s.uniSet, slot)
 	}
 	return s.bval[s.uni[slot]-1]
 }
@@ -1516,6 +1664,7 @@ func (s *gateState) wholeBytes(w int32) byteSet {
 		if up := s.p.wholeUp[w]; up >= 0 {
 			if u := s.wholeBytes(up); !u.meets(s.p.wholeActs[w]) {
 				s.whole[w], s.wholeHC[w] = s.whole[up], s.wholeHC[up]
+				s.wholeSet = append(s.wholeSet, w)
 				return u
 			}
 		}
@@ -1528,6 +1677,7 @@ func (s *gateState) wholeBytes(w int32) byteSet {
 		s.wholeHC[w] = hc
 		s.bval = append(s.bval, u)
 		s.whole[w] = int32(len(s.bval))
+		s.wholeSet = append(s.wholeSet, w)
 	}
 	return s.bval[s.whole[w]-1]
 }

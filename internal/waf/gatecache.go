@@ -217,6 +217,7 @@ func (s *gateState) lookHeaders() {
 	if s.hbuf == nil {
 		s.hbuf = make([]byte, 32)
 	}
+	s.looked = true
 	w := 2 * c.words
 	looked := 0
 	for _, v := range [...]variables.RuleVariable{variables.RequestHeaders, variables.RequestHeadersNames} {
@@ -254,13 +255,15 @@ func (s *gateState) lookHeaders() {
 }
 
 // keepHeaders stores what this pass asked of the values the cache may
-// answer.
+// answer (a value the next pass asks again is stored again only for what
+// that pass asked new).
 func (s *gateState) keepHeaders() {
 	c := s.p.hdr
 	w := 2 * c.words
 	for slot, d := range s.hdirty {
 		if d {
 			c.store(s.hkeys[slot], s.hbits[slot*w:(slot+1)*w])
+			s.hdirty[slot] = false
 		}
 	}
 }

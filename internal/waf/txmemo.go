@@ -39,6 +39,9 @@ type txMemo struct {
 	// targets: the target removals waiting for the phase-2 gate
 	// (gatetargets.go).
 	targets []*targetRemoval
+	// gate: the phase-1 gate's pass, kept for the phase-2 gate
+	// (gateState.resume).
+	gate *gateState
 }
 
 type memoKey struct {
@@ -79,6 +82,10 @@ func endMemo(tx types.Transaction) {
 		clear(m.sqli)
 		clear(m.targets)
 		m.targets = m.targets[:0]
+		if m.gate != nil {
+			m.gate.release()
+			m.gate = nil
+		}
 		memoPool.Put(m)
 	}
 }
