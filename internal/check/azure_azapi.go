@@ -80,12 +80,7 @@ func azapiNSG(r *tf.Resource) *tf.Resource {
 	case why != "":
 		rules = tf.Unknown{Why: why}
 	default:
-		switch p := b["properties"].(type) {
-		case map[string]any:
-			rules = p["securityRules"]
-		case tf.Unknown:
-			rules = p
-		}
+		rules = azapiMember(b["properties"], "securityRules")
 	}
 	switch l := rules.(type) {
 	case []any:
@@ -103,6 +98,18 @@ func azapiNSG(r *tf.Resource) *tf.Resource {
 		out.Values["security_rule"] = l
 	}
 	return &out
+}
+
+// azapiMember is member k of v when v is an object, v itself when v is
+// not known statically (so is its member), and nil otherwise.
+func azapiMember(v any, k string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return x[k]
+	case tf.Unknown:
+		return x
+	}
+	return nil
 }
 
 // azapiBody returns an azapi_resource's body as a map (from the JSON text
@@ -444,14 +451,7 @@ func azapiContainerApp(r *tf.Resource) *tf.Resource {
 			out.Values["container_app_environment_id"] = v
 		}
 	}
-	var in any
-	switch c := props["configuration"].(type) {
-	case map[string]any:
-		in = c["ingress"]
-	case tf.Unknown:
-		in = c
-	}
-	switch x := in.(type) {
+	switch x := azapiMember(props["configuration"], "ingress").(type) {
 	case map[string]any:
 		b := map[string]any{}
 		for arm, k := range map[string]string{"external": "external_enabled", "targetPort": "target_port", "exposedPort": "exposed_port",
