@@ -345,8 +345,8 @@ func New(c Config) (*Mesh, error) {
 		inStreams: map[*inStream]struct{}{},
 		appDown:   map[string]appDownRun{},
 		pending:   mtls.Pending{PerSource: maxPendingPerSource, Total: maxPendingHandshakes},
-		tunnels:   mtls.Pending{PerSource: maxTunnelsPerSource, Total: maxInboundTunnels},
-		headers:   mtls.Pending{PerSource: maxHeaderWaitsPerSource, Total: maxHeaderWaits},
+		tunnels:   mtls.Pending{PerSource: maxTunnelsPerSource, Total: maxInboundTunnels, ByAddress: true},
+		headers:   mtls.Pending{PerSource: maxHeaderWaitsPerSource, Total: maxHeaderWaits, ByAddress: true},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -425,8 +425,9 @@ const (
 )
 
 // Established inbound tunnels, and their streams waiting for their tunnel
-// header, are bounded per source (an IPv4 address, an IPv6 /64) and in
-// all (mtls.Pending). Any holder of an SVID of the trust domain completes
+// header, are bounded per source address (an IPv6 address too, not its
+// /64 as for handshakes: a cloud subnet's /64 may hold a whole fleet of
+// agents, each with its tunnels) and in all (mtls.Pending). Any holder of an SVID of the trust domain completes
 // the handshake, intentions or not, and may then keep tunnels open and
 // open streams that send nothing: each tunnel holds a descriptor and its
 // session's goroutines, each silent stream a goroutine until the header

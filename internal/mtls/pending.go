@@ -16,8 +16,13 @@ import (
 // process has none left, and then it can open nothing at all. A
 // connection past a bound is to be closed at once. The zero value admits
 // nothing; set both bounds.
+//
+// ByAddress counts each address as a source of its own, an IPv6 address
+// too: for places held by peers that proved who they are (a mesh port's
+// established tunnels), where a cloud subnet's one /64 holds a whole fleet.
 type Pending struct {
 	PerSource, Total int
+	ByAddress        bool
 
 	mu       sync.Mutex
 	total    int
@@ -30,7 +35,11 @@ type Pending struct {
 func (p *Pending) Take(addr net.Addr) (release func(), ok bool) {
 	var key netip.Prefix
 	if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
-		key = flow.SourceKey(ap.Addr())
+		if a := ap.Addr().Unmap().WithZone(""); p.ByAddress {
+			key = netip.PrefixFrom(a, a.BitLen())
+		} else {
+			key = flow.SourceKey(a)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

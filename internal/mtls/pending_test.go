@@ -46,3 +46,31 @@ func TestPendingBounds(t *testing.T) {
 		t.Fatal("a connection past the bound in all was admitted")
 	}
 }
+
+// TestPendingByAddress: places held by peers that proved who they are
+// (established mesh tunnels) are counted per address, not per IPv6 /64: a
+// cloud subnet is one /64 for all its machines (an AWS VPC subnet's IPv6
+// range), and a fleet there would share one source's places.
+func TestPendingByAddress(t *testing.T) {
+	p := Pending{PerSource: 2, Total: 100, ByAddress: true}
+	addr := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	for i := range 10 {
+		for j := range p.PerSource {
+			if _, ok := p.Take(addr(fmt.Sprintf("[2001:db8::%x]:%d", i+1, 1000+j))); !ok {
+				t.Fatalf("place %d of machine %d in one /64 refused", j+1, i+1)
+			}
+		}
+	}
+	if _, ok := p.Take(addr("[2001:db8::1]:2000")); ok {
+		t.Fatal("a place past the bound of one address was admitted")
+	}
+	if _, ok := p.Take(addr("[::ffff:192.0.2.1]:1")); !ok {
+		t.Fatal("an IPv4-mapped address was refused")
+	}
+	if _, ok := p.Take(addr("192.0.2.1:2")); !ok {
+		t.Fatal("a second place of an IPv4 address was refused")
+	}
+	if _, ok := p.Take(addr("192.0.2.1:3")); ok {
+		t.Fatal("an IPv4 address and its mapped form were counted apart")
+	}
+}
