@@ -33,7 +33,7 @@ func publicServiceRules() []Rule {
 			"A Lambda function URL sets authorization_type = \"NONE\": it takes unsigned HTTPS requests from the internet, and only the function's resource policy and its own code decide who gets in; or an aws_lambda_permission grants invocation to Principal \"*\" without a source_arn, source_account or principal_org_id, so any AWS account (and, for a function URL of type NONE, anyone) invokes it, or to an AWS service (apigateway.amazonaws.com, sns.amazonaws.com, …) without a source_arn or source_account, so that service invokes it for a resource of any AWS account. An authorization type or principal that is not known statically is read as open, and the finding says so.",
 			"Set authorization_type = \"AWS_IAM\" on the function URL and grant lambda:InvokeFunctionUrl to the roles that call it, or put the function behind API Gateway with an authorizer; name the calling service and its source_arn in aws_lambda_permission."},
 		{RuleSearchOpenPols, Critical, "OpenSearch domain open to everyone",
-			"An OpenSearch or Elasticsearch domain with a public endpoint (no vpc_options) has an access policy (access_policies, or aws_opensearch_domain_policy / aws_elasticsearch_domain_policy) that allows Principal \"*\" without a condition, and fine-grained access control (advanced_security_options) is off or admits anonymous users (anonymous_auth_enabled): anyone on the internet reads, writes and deletes its indices. Fine-grained access control whose enabled is not known statically is read as off, and one whose anonymous_auth_enabled is not as admitting anonymous users, and the finding says so. A policy only parts of which are known statically (the account or region named through data.aws_caller_identity or data.aws_region) is read for the statements those parts show, and the finding says so; one not known statically at all, or whose principal is not, is not judged here; the public endpoint itself is AWS-NET-002.",
+			"An OpenSearch or Elasticsearch domain with a public endpoint (no vpc_options) has an access policy (access_policies, or aws_opensearch_domain_policy / aws_elasticsearch_domain_policy) that allows Principal \"*\" without a condition that bounds who sends the request (read as for AWS-S3-001), and fine-grained access control (advanced_security_options) is off or admits anonymous users (anonymous_auth_enabled): anyone on the internet reads, writes and deletes its indices. Fine-grained access control whose enabled is not known statically is read as off, and one whose anonymous_auth_enabled is not as admitting anonymous users, and the finding says so. A policy only parts of which are known statically (the account or region named through data.aws_caller_identity or data.aws_region) is read for the statements those parts show, and the finding says so; one not known statically at all, or whose principal is not, is not judged here; the public endpoint itself is AWS-NET-002.",
 			"Place the domain in a VPC (vpc_options), name the principals in its access policy or add an aws:SourceIp condition, or turn on fine-grained access control with an internal user database or IAM master user."},
 		{RuleSearchHTTP, Medium, "OpenSearch domain takes plain HTTP from the internet",
 			"An OpenSearch or Elasticsearch domain sets domain_endpoint_options.enforce_https = false (or a value not known statically, read so and said so; true unless set within the block), or has no domain_endpoint_options block, which leaves what the domain requires undocumented and is read as not HTTPS (but with fine-grained access control on, which AWS takes only with HTTPS required), and the internet reaches its endpoint on port 80: requests, credentials and indexed data cross the internet in the clear.",
@@ -92,15 +92,15 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 			}
 			where := "access_policies"
 			doc, partial := document(r.Values, "access_policies")
-			sid, open := publicStatement(doc)
+			sid, how, open := m.publicStatement(doc)
 			for _, p := range policies[r.Address] {
 				pdoc, ppartial := document(p.Values, "access_policies")
-				if s, ok := publicStatement(pdoc); ok && !open {
-					where, sid, open, partial = p.Address, s, true, ppartial
+				if s, h, ok := m.publicStatement(pdoc); ok && !open {
+					where, sid, how, open, partial = p.Address, s, h, true, ppartial
 				}
 			}
 			if open {
-				fs.add(RuleSearchOpenPols, r, nil, "its endpoint is public (no vpc_options), statement %s of %s allows Principal \"*\" without a condition and %s: anyone on the internet reads and writes its indices%s", sid, where, fgac, partial)
+				fs.add(RuleSearchOpenPols, r, nil, "its endpoint is public (no vpc_options), statement %s of %s allows Principal \"*\" %s and %s: anyone on the internet reads and writes its indices%s", sid, where, how, fgac, partial)
 			}
 		}
 	}
@@ -229,15 +229,11 @@ func (m *Model) sourceIPs(s statement) ([]string, bool) {
 			}
 			for _, e := range vals {
 				text, _ := e.(string)
-				p, err := netip.ParsePrefix(text)
-				if err != nil {
-					a, aerr := netip.ParseAddr(text)
-					if aerr != nil {
-						return nil, false
-					}
-					p = netip.PrefixFrom(a, a.BitLen())
+				p, ok := prefixOrAddr(text)
+				if !ok {
+					return nil, false
 				}
-				out, ps = append(out, text), append(ps, p.Masked())
+				out, ps = append(out, text), append(ps, p)
 			}
 		}
 	}
@@ -393,8 +389,19 @@ func (m *Model) s3Public(byType map[string][]*tf.Resource, fs *findings) {
 			bucket = "a bucket not known statically"
 		}
 		doc, partial := document(r.Values, "policy")
-		if sid, ok := publicStatement(doc); ok {
-			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s%s", sid, bucket, partial)
+		if sid, how, ok := m.publicStatement(doc); ok {
+			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" %s on %s%s", sid, how, bucket, partial)
+		}
+	}
+	// The bucket's own policy argument, which the AWS provider takes
+	// beside aws_s3_bucket_policy (deprecated, not removed).
+	for _, r := range byType["aws_s3_bucket"] {
+		if !has(r.Values, "policy") || blocked[r.Address] || blocked[str(r.Values, "id")] {
+			continue
+		}
+		doc, partial := document(r.Values, "policy")
+		if sid, how, ok := m.publicStatement(doc); ok {
+			fs.add(RulePublicBucket, r, nil, "statement %s of its policy argument allows Principal \"*\" %s%s", sid, how, partial)
 		}
 	}
 }
@@ -483,15 +490,125 @@ func (s statement) conditionOn(keys ...string) bool {
 	return false
 }
 
-// publicStatement finds an Allow statement for every principal without a
-// condition in an IAM policy document.
-func publicStatement(doc string) (string, bool) {
+// publicStatement finds an Allow statement for every principal that no
+// condition bounds (unbounded) in an IAM policy document: its name, and
+// how it is open.
+func (m *Model) publicStatement(doc string) (sid, how string, ok bool) {
 	for i, s := range statements(doc) {
-		if s.Effect == "Allow" && len(s.Condition) == 0 && s.everyone() {
-			return s.name(i), true
+		if s.Effect != "Allow" || !s.everyone() {
+			continue
+		}
+		if how, open := m.unbounded(s); open {
+			return s.name(i), how, true
 		}
 	}
-	return "", false
+	return "", "", false
+}
+
+// boundKeys are the condition keys that, tested against fixed values,
+// bound a statement for every principal to the callers they name: who
+// signed the request (principalKeys), or the resource, account,
+// organization, VPC endpoint or network it was sent from, as AWS reads a
+// policy as not public. aws:SourceIp bounds it by range (sourceIPs).
+var boundKeys = append(slices.Clone(principalKeys), "aws:userid", "aws:SourceArn", "aws:SourceAccount", "aws:SourceOwner", "aws:SourceOrgID", "aws:SourceOrgPaths", "aws:SourceVpc", "aws:SourceVpce", "s3:DataAccessPointArn", "s3:DataAccessPointAccount")
+
+// unbounded says whether a statement for every principal is open to
+// every caller under its conditions, and how: without one, or under
+// conditions none of which bounds who gets in. A condition bounds it when
+// it tests a key of boundKeys for equality with fixed values (a pattern
+// without wildcards), or aws:SourceIp against ranges no wider than one
+// network holds (wide). A negated test (StringNotEquals, NotIpAddress),
+// an IfExists one (true where the request lacks the key) or a ForAllValues
+// one (true of an empty set) bounds nothing. A value not known statically
+// bounds under an equality test, which takes it as written; under a
+// pattern test it is read as a wildcard, and for aws:SourceIp as every
+// address, and the answer says so.
+func (m *Model) unbounded(s statement) (string, bool) {
+	if len(s.Condition) == 0 {
+		return "without a condition", true
+	}
+	var keys, unread []string
+	for op, tests := range s.Condition {
+		t, _ := tests.(map[string]any)
+		name := strings.ToLower(op)
+		set := strings.HasPrefix(name, "forallvalues:")
+		name = strings.TrimPrefix(strings.TrimPrefix(name, "foranyvalue:"), "forallvalues:")
+		negated := strings.Contains(name, "not") || strings.HasSuffix(name, "ifexists") || set
+		for k, v := range t {
+			keys = append(keys, k)
+			if negated {
+				continue
+			}
+			vals, _ := v.([]any)
+			if one, ok := v.(string); ok {
+				vals = []any{one}
+			}
+			if len(vals) == 0 {
+				continue
+			}
+			switch {
+			case strings.EqualFold(k, "aws:SourceIp") && name == "ipaddress":
+				var ps []netip.Prefix
+				known := true
+				for _, e := range vals {
+					text, _ := e.(string)
+					p, ok := prefixOrAddr(text)
+					if !ok {
+						known = false
+						break
+					}
+					ps = append(ps, p)
+				}
+				if !known {
+					unread = append(unread, k+" is not known statically: read as every address")
+					continue
+				}
+				if !wide(m.Internet().Set, setOf(ps...), nil) {
+					return "", false
+				}
+			case slices.ContainsFunc(boundKeys, func(b string) bool { return strings.EqualFold(b, k) }):
+				like := strings.HasSuffix(name, "like")
+				if !like && name != "stringequals" && name != "stringequalsignorecase" && name != "arnequals" {
+					continue
+				}
+				fixed := true
+				for _, e := range vals {
+					text, ok := e.(string)
+					switch {
+					case !ok:
+						fixed = false
+					case like && strings.Contains(text, tf.UnknownJSON):
+						fixed = false
+						unread = append(unread, k+" is not known statically: read as a wildcard")
+					case like && strings.ContainsAny(text, "*?"):
+						fixed = false
+					}
+				}
+				if fixed {
+					return "", false
+				}
+			}
+		}
+	}
+	slices.Sort(keys)
+	how := fmt.Sprintf("under a condition on %s that does not bound who sends the request", strings.Join(dedup(keys), ", "))
+	if len(unread) > 0 {
+		how += " (" + strings.Join(dedup(unread), "; ") + ")"
+	}
+	return how, true
+}
+
+// prefixOrAddr reads a range or a single address of an aws:SourceIp
+// condition.
+func prefixOrAddr(text string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(text); err == nil {
+		return p.Masked(), true
+	}
+	a, err := netip.ParseAddr(text)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, a.BitLen()), true
 }
 
 // searchHTTPS says whether a search domain requires HTTPS, and when it
