@@ -112,8 +112,14 @@ func (m *Model) awsRules(fs *findings) {
 		if len(assumedG.ports) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
-			sev, msg := gated(e, m.exposureSeverity(assumedRes.From, assumedRes.Bound, High), fmt.Sprintf("tcp %s may be reachable from the internet: %s",
-				portSummary(assumedG.ports, assumedG.names), strings.Join(dedup(assumedRes.Assumed), "; ")))
+			// Whom it admits, where that is known (a bound says so
+			// among the assumptions).
+			from := ""
+			if assumedRes.From != nil && assumedRes.Bound == nil {
+				from = " (" + m.describe(assumedRes.From) + ")"
+			}
+			sev, msg := gated(e, m.exposureSeverity(assumedRes.From, assumedRes.Bound, High), fmt.Sprintf("tcp %s may be reachable from the internet%s: %s",
+				portSummary(assumedG.ports, assumedG.names), from, strings.Join(dedup(assumedRes.Assumed), "; ")))
 			sev, msg = e.listenersOnly(assumedG.ports, sev, msg)
 			fs.addSev(rule, sev, e.Res, assumedRes.Path, "%s", msg)
 			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = assumedG.portPaths(), e.exposureFix(assumedG.paths)
