@@ -112,10 +112,12 @@ func (m *Model) awsRules(fs *findings) {
 		if len(assumedG.ports) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
-			// Whom it admits, where that is known (a bound says so
-			// among the assumptions).
+			// Whom it admits, where that is a bounded range known
+			// statically, which grades it down (a bound not known says so
+			// among the assumptions; the internet at large is the
+			// internet).
 			from := ""
-			if assumedRes.From != nil && assumedRes.Bound == nil {
+			if assumedRes.From != nil && assumedRes.Bound == nil && m.exposureSeverity(assumedRes.From, nil, High) < High {
 				from = " (" + m.describe(assumedRes.From) + ")"
 			}
 			sev, msg := gated(e, m.exposureSeverity(assumedRes.From, assumedRes.Bound, High), fmt.Sprintf("tcp %s may be reachable from the internet%s: %s",
