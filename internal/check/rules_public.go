@@ -549,18 +549,21 @@ func (m *Model) unbounded(s statement) (string, bool) {
 			switch {
 			case strings.EqualFold(k, "aws:SourceIp") && name == "ipaddress":
 				var ps []netip.Prefix
-				known := true
+				why := ""
 				for _, e := range vals {
 					text, _ := e.(string)
 					p, ok := prefixOrAddr(text)
-					if !ok {
-						known = false
-						break
+					switch {
+					case ok:
+						ps = append(ps, p)
+					case strings.Contains(text, tf.UnknownJSON):
+						why = k + " is not known statically: read as every address"
+					default:
+						why = fmt.Sprintf("%s %q is neither an address nor a range: read as every address", k, text)
 					}
-					ps = append(ps, p)
 				}
-				if !known {
-					unread = append(unread, k+" is not known statically: read as every address")
+				if why != "" {
+					unread = append(unread, why)
 					continue
 				}
 				if !wide(m.Internet().Set, setOf(ps...), nil) {

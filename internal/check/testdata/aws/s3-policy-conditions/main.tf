@@ -67,3 +67,29 @@ resource "aws_s3_bucket" "inline" {
     }]
   })
 }
+
+# A public search domain whose policy admits every address by its
+# aws:SourceIp condition, and one that admits an office's range alone.
+resource "aws_opensearch_domain" "logs" {
+  for_each       = toset(["world", "office"])
+  domain_name    = "logs-${each.key}"
+  engine_version = "OpenSearch_2.11"
+  domain_endpoint_options {
+    enforce_https = true
+  }
+}
+
+resource "aws_opensearch_domain_policy" "logs" {
+  for_each    = aws_opensearch_domain.logs
+  domain_name = each.value.domain_name
+  access_policies = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = "*"
+      Action    = "es:*"
+      Resource  = "${each.value.arn}/*"
+      Condition = { IpAddress = { "aws:SourceIp" = each.key == "world" ? "0.0.0.0/0" : "198.51.100.0/24" } }
+    }]
+  })
+}
