@@ -76,10 +76,10 @@ type instance struct {
 	// whose value is not known, the resources whose IDs its unknown strings
 	// can only be (see sources).
 	varFrom, localFrom, outFrom map[string][]string
-	// varBits and localBits hold, for a variable or local whose unknown
-	// strings are address ranges of a known prefix length, that length
-	// (see prefixLen).
-	varBits, localBits map[string]int
+	// varBits, localBits and outBits hold, for a variable, local or output
+	// whose unknown strings are address ranges of a known prefix length,
+	// that length (see prefixLen).
+	varBits, localBits, outBits map[string]int
 	// defaultSubnets holds the lookups of the default VPC's subnets
 	// (TYPE.NAME of data blocks, defaultSubnetsLookup): their IDs are
 	// its default subnets' (DefaultSubnetsOf).
@@ -390,6 +390,7 @@ func (ev *evaluator) instance(in *instance) int {
 	}
 	in.outputs = map[string]cty.Value{}
 	in.outFrom = map[string][]string{}
+	in.outBits = map[string]int{}
 	for _, o := range in.mod.outputs {
 		// What an output cannot evaluate is said of the module call (one
 		// note of each kind for them all), or of a root output by name;
@@ -404,6 +405,9 @@ func (ev *evaluator) instance(in *instance) int {
 		in.outputs[o.name] = v
 		if !v.IsWhollyKnown() && !ev.work.spent() {
 			in.outFrom[o.name] = sources(o.expr, ctx, in)
+			if bits, ok := prefixLen(o.expr, ctx, in, true); ok && bits > 0 {
+				in.outBits[o.name] = bits
+			}
 		}
 		if !v.IsWhollyKnown() {
 			unknown++

@@ -27,9 +27,10 @@ var prefixTail = regexp.MustCompile(`/([0-9]{1,3})$`)
 // range of N bits or no range (the provider rejects "0.0.0.0/0/32"),
 // wherever its address is. -1 when e's value holds no unknown string. ok is
 // false when some unknown string of it may be anything: e is read so
-// through lists, conditionals, the list functions that only gather their
-// arguments' elements, and the locals and module variables read whole, and
-// nothing else (a function that rewrites a string may change its length).
+// through lists, conditionals, the functions that only gather or choose
+// among their arguments (try too), and the locals, module variables and
+// outputs of a module called once read whole, and nothing else (a function
+// that rewrites a string may change its length).
 // With strict, e's known strings count too: an unknown value may be theirs.
 func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance, strict bool) (bits int, ok bool) {
 	if v, diags := e.Value(ctx); !diags.HasErrors() && v.IsWhollyKnown() {
@@ -84,6 +85,13 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance, strict bool
 			return tailBits(f.AsString())
 		}
 		switch x.Name {
+		case "try":
+			// The value of one of its arguments, whatever its type
+			// while that is not known.
+			if x.ExpandFinal {
+				return 0, false
+			}
+			return merge(true, x.Args...)
 		case "tolist", "toset", "concat", "compact", "distinct", "flatten", "coalesce", "sort":
 			if v, diags := x.Value(ctx); x.ExpandFinal || diags.HasErrors() || !v.IsKnown() && !v.Type().Equals(cty.String) {
 				// A list not known statically may hold any number of
@@ -105,11 +113,26 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance, strict bool
 		if bits, ok := networkBits(x.Traversal); ok {
 			return bits, true
 		}
-		if len(x.Traversal) != 2 {
-			return 0, false
-		}
 		name, ok := x.Traversal[1].(hcl.TraverseAttr)
 		if !ok {
+			return 0, false
+		}
+		if x.Traversal.RootName() == "module" && len(x.Traversal) == 3 {
+			// module.net.vpc_cidr: the output of a module called once.
+			out, ok := x.Traversal[2].(hcl.TraverseAttr)
+			if !ok {
+				return 0, false
+			}
+			for _, cs := range in.calls {
+				if cs.cb.name == name.Name && cs.mode == modeSingle && len(cs.insts) == 1 {
+					if b, ok := cs.insts[0].outBits[out.Name]; ok {
+						return b, true
+					}
+				}
+			}
+			return 0, false
+		}
+		if len(x.Traversal) != 2 {
 			return 0, false
 		}
 		var bits map[string]int
