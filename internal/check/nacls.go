@@ -126,10 +126,24 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 			const why = "network ACL not known statically: the allow is assumed to be in each it may be"
 			rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
 		}
+		in, out := !boolean(r.Values, "egress", false), boolean(r.Values, "egress", false)
+		if unknown(r.Values, "egress") {
+			// Either direction: an allow is read as in both (it may admit
+			// either way), a deny as in neither (it may deny neither).
+			if !rule.Allow {
+				m.note(r, "direction not known statically: the deny is assumed to be in neither direction")
+				continue
+			}
+			const why = "direction not known statically: the allow is assumed to be in both directions"
+			rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+			m.note(r, "%s", why)
+			in, out = true, true
+		}
 		for _, n := range ns {
-			if boolean(r.Values, "egress", false) {
+			if out {
 				n.Egress = append(n.Egress, rule)
-			} else {
+			}
+			if in {
 				n.Ingress = append(n.Ingress, rule)
 			}
 		}
