@@ -241,9 +241,11 @@ func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
 // groups; a network load balancer's targets see the client's address or
 // the balancer's, as their target group says (nlbSource). A balancer that is not
 // internet-facing publishes nothing: the internet does not reach it. A
-// listener whose port is not known statically is not followed (the leg to
-// the balancer needs its port); the balancer itself is still read as
-// reached on every port. A classic load balancer forwards each listener's
+// listener whose port is not known statically is followed all the same:
+// what it forwards does not depend on its port; the leg to the balancer is
+// read as reaching it on any port the balancer admits (anyListenerPort),
+// and the path says so. One whose protocol is not known statically is
+// read as TCP and, on a network load balancer, UDP. A classic load balancer forwards each listener's
 // lb_port to its instance_port on the instances it names, those
 // aws_elb_attachment adds and those of the auto scaling groups whose
 // load_balancers name it, from its subnets and groups.
@@ -256,10 +258,8 @@ func (m *Model) publicBalancers(byType map[string][]*tf.Resource, f *frontModel)
 		from := m.frontSource(lb.Addr, lb.Subnets, sgAddrs(lb.SGs))
 		network := strings.EqualFold(str(lb.Res.Values, "load_balancer_type"), "network")
 		for _, l := range f.listeners[lb.Addr] {
-			if unknown(l.Values, "port") || unknown(l.Values, "protocol") {
-				continue
-			}
 			lport := num(l.Values, "port", -1)
+			portUnknown := unknown(l.Values, "port")
 			protos := []string{"tcp"}
 			switch strings.ToUpper(str(l.Values, "protocol")) {
 			case "UDP":
@@ -267,21 +267,66 @@ func (m *Model) publicBalancers(byType map[string][]*tf.Resource, f *frontModel)
 			case "TCP_UDP":
 				protos = []string{"tcp", "udp"}
 			}
+			if unknown(l.Values, "protocol") && network {
+				protos = []string{"tcp", "udp"}
+			}
 			for _, proto := range protos {
 				front := func(inet Source) Result { return m.Reach(inet, lb, proto, lport) }
+				on := fmt.Sprintf("%s %d", proto, lport)
+				if portUnknown {
+					front = func(inet Source) Result { return m.anyListenerPort(inet, lb, l.Address, proto) }
+					on = proto + " (port not known statically)"
+				}
 				for _, tg := range m.forwardsOf(f, l) {
 					src := from
 					if network {
 						src = m.nlbSource(lb, from, m.lookup(tg))
 					}
 					for _, t := range f.targets[tg] {
-						h := Hop{Kind: "lb", Addr: l.Address, Detail: fmt.Sprintf("%s listener on %s %d forwards to %s, %s", lb.Addr, proto, lport, tg, t.e.Addr)}
+						h := Hop{Kind: "lb", Addr: l.Address, Detail: fmt.Sprintf("%s listener on %s forwards to %s, %s", lb.Addr, on, tg, t.e.Addr)}
 						t.e.Published = append(t.e.Published, Publish{Proto: proto, Port: t.port, front: front, Hops: []Hop{h}, From: src, Gateway: lb.Addr})
 					}
 				}
 			}
 		}
 	}
+}
+
+// anyListenerPort answers the leg from the internet to balancer lb for a
+// listener whose port is not known statically: the listener may be on any
+// port, so it is read as on the first port the balancer is reached on from
+// inet, trying its HTTP and HTTPS ports and the ports its groups' and
+// network ACLs' rules admit, and the result says it was assumed.
+func (m *Model) anyListenerPort(inet Source, lb *Endpoint, listener, proto string) Result {
+	ports := []int{80, 443}
+	for _, g := range lb.SGs {
+		for _, r := range g.Ingress {
+			ports = append(ports, r.From, r.To)
+		}
+	}
+	for _, s := range lb.Subnets {
+		if acl := s.ACL(); acl != nil {
+			for _, r := range acl.Ingress {
+				if r.Allow {
+					ports = append(ports, r.From, r.To)
+				}
+			}
+		}
+	}
+	var last Result
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if p <= 0 || p > 65535 || seen[p] {
+			continue
+		}
+		seen[p] = true
+		last = m.Reach(inet, lb, proto, p)
+		if last.Reachable {
+			last.Assumed = append(last.Assumed, fmt.Sprintf("%s: port not known statically: assumed to be one the balancer admits (%s %d)", listener, proto, p))
+			return last
+		}
+	}
+	return last
 }
 
 func (m *Model) classicBalancers(byType map[string][]*tf.Resource) {
