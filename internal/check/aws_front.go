@@ -248,7 +248,9 @@ func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
 // read as TCP and, on a network load balancer, UDP. A classic load balancer forwards each listener's
 // lb_port to its instance_port on the instances it names, those
 // aws_elb_attachment adds and those of the auto scaling groups whose
-// load_balancers name it, from its subnets and groups.
+// load_balancers name it, from its subnets and groups; a listener port of
+// either side not known statically is read as any (anyListenerPort, every
+// port of the instance), and said so.
 func (m *Model) publicBalancers(byType map[string][]*tf.Resource, f *frontModel) {
 	m.classicBalancers(byType)
 	for _, lb := range m.Endpoints {
@@ -366,13 +368,24 @@ func (m *Model) classicBalancers(byType map[string][]*tf.Resource) {
 		}
 		from := m.frontSource(lb.Addr, lb.Subnets, sgAddrs(lb.SGs))
 		for _, l := range blocks(r.Values, "listener") {
-			if unknown(l, "lb_port") || unknown(l, "instance_port") || strings.EqualFold(str(l, "lb_protocol"), "udp") {
+			if strings.EqualFold(str(l, "lb_protocol"), "udp") {
 				continue
 			}
+			// A port not known statically: the balancer's any port it
+			// admits, the instance's every port (Publish.Port -1), each
+			// said so on the path.
 			lport, iport := num(l, "lb_port", -1), num(l, "instance_port", -1)
 			front := func(inet Source) Result { return m.Reach(inet, lb, "tcp", lport) }
+			on, to := fmt.Sprintf("tcp %d", lport), fmt.Sprintf("%d", iport)
+			if unknown(l, "lb_port") {
+				front = func(inet Source) Result { return m.anyListenerPort(inet, lb, lb.Addr+" listener", "tcp") }
+				on = "tcp (port not known statically)"
+			}
+			if unknown(l, "instance_port") {
+				iport, to = -1, "a port not known statically"
+			}
 			for _, t := range targets[r.Address] {
-				h := Hop{Kind: "lb", Addr: lb.Addr, Detail: fmt.Sprintf("listener on tcp %d forwards to %s on %d", lport, t.Addr, iport)}
+				h := Hop{Kind: "lb", Addr: lb.Addr, Detail: fmt.Sprintf("listener on %s forwards to %s on %s", on, t.Addr, to)}
 				t.Published = append(t.Published, Publish{Proto: "tcp", Port: iport, front: front, Hops: []Hop{h}, From: from, Gateway: lb.Addr})
 			}
 		}

@@ -151,3 +151,62 @@ resource "aws_instance" "web" {
     http_tokens = "required"
   }
 }
+
+# A classic load balancer whose listener's ports are variables the project
+# does not set, in front of a reporting host whose group admits PostgreSQL
+# from anywhere.
+variable "elb_port" {
+  type = number
+}
+
+variable "backend_port" {
+  type = number
+}
+
+resource "aws_security_group" "reports_lb" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = var.elb_port
+    to_port     = var.elb_port
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  egress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_elb" "reports" {
+  subnets         = [aws_subnet.public.id]
+  security_groups = [aws_security_group.reports_lb.id]
+  listener {
+    lb_port           = var.elb_port
+    lb_protocol       = "tcp"
+    instance_port     = var.backend_port
+    instance_protocol = "tcp"
+  }
+  instances = [aws_instance.reports.id]
+}
+
+resource "aws_security_group" "reports" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 5432
+    to_port     = 5432
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_instance" "reports" {
+  ami                    = "ami-0123456789abcdef0"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.private.id
+  vpc_security_group_ids = [aws_security_group.reports.id]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
