@@ -20,13 +20,14 @@ import (
 func TestBucketPolicyConditions(t *testing.T) {
 	rep := run(t, "testdata/aws/s3-policy-conditions")
 	for key, want := range map[string]string{
-		"referer":      "aws:Referer",
-		"tls":          "aws:SecureTransport",
-		"ip_world":     "aws:SourceIp",
-		"if_exists":    "aws:SourceVpce",
-		"arn_like_any": "aws:SourceArn",
-		"not_vpce":     "aws:SourceVpce",
-		"ip_unknown":   "not known statically",
+		"referer":       "aws:Referer",
+		"tls":           "aws:SecureTransport",
+		"ip_world":      "aws:SourceIp",
+		"if_exists":     "aws:SourceVpce",
+		"arn_like_any":  "aws:SourceArn",
+		"not_vpce":      "aws:SourceVpce",
+		"ip_unknown":    "not known statically",
+		"user_variable": "aws:userid",
 	} {
 		addr := `aws_s3_bucket_policy.b["` + key + `"]`
 		got := activeOn(rep, RulePublicBucket, addr)

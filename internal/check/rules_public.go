@@ -510,14 +510,14 @@ func (m *Model) publicStatement(doc string) (sid, how string, ok bool) {
 // signed the request (principalKeys), or the resource, account,
 // organization, VPC endpoint or network it was sent from, as AWS reads a
 // policy as not public. aws:SourceIp bounds it by range (sourceIPs).
-var boundKeys = append(slices.Clone(principalKeys), "aws:userid", "aws:SourceArn", "aws:SourceAccount", "aws:SourceOwner", "aws:SourceOrgID", "aws:SourceOrgPaths", "aws:SourceVpc", "aws:SourceVpce", "s3:DataAccessPointArn", "s3:DataAccessPointAccount")
+var boundKeys = append(slices.Clone(principalKeys), "aws:userid", "aws:SourceArn", "aws:SourceAccount", "aws:SourceOwner", "aws:SourceOrgID", "aws:SourceOrgPaths", "aws:SourceVpc", "aws:SourceVpce", "s3:DataAccessPointArn", "s3:DataAccessPointAccount", "s3:x-amz-server-side-encryption-aws-kms-key-id")
 
 // unbounded says whether a statement for every principal is open to
 // every caller under its conditions, and how: without one, or under
 // conditions none of which bounds who gets in. A condition bounds it when
 // it tests a key of boundKeys for equality with fixed values (a pattern
-// without wildcards), or aws:SourceIp against ranges no wider than one
-// network holds (wide). A negated test (StringNotEquals, NotIpAddress),
+// without wildcards, neither holding a policy variable), or aws:SourceIp
+// against ranges no wider than one network holds (wide). A negated test (StringNotEquals, NotIpAddress),
 // an IfExists one (true where the request lacks the key) or a ForAllValues
 // one (true of an empty set) bounds nothing. A value not known statically
 // bounds under an equality test, which takes it as written; under a
@@ -583,7 +583,7 @@ func (m *Model) unbounded(s statement) (string, bool) {
 					case like && strings.Contains(text, tf.UnknownJSON):
 						fixed = false
 						unread = append(unread, k+" is not known statically: read as a wildcard")
-					case like && strings.ContainsAny(text, "*?"):
+					case like && strings.ContainsAny(text, "*?"), strings.Contains(text, "${"):
 						fixed = false
 					}
 				}

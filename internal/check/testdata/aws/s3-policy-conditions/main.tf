@@ -5,7 +5,7 @@
 # one on the Referer header, which any client writes, or on TLS does not.
 
 locals {
-  buckets = ["referer", "tls", "vpce", "org", "ip_world", "ip_office", "if_exists", "arn_like_any", "not_vpce", "vpce_unknown", "ip_unknown"]
+  buckets = ["referer", "tls", "vpce", "org", "ip_world", "ip_office", "if_exists", "arn_like_any", "not_vpce", "vpce_unknown", "ip_unknown", "user_variable"]
 }
 
 resource "aws_s3_bucket" "b" {
@@ -34,6 +34,8 @@ locals {
     not_vpce     = { StringNotEquals = { "aws:SourceVpce" = "vpce-0a1b2c3d4e5f60718" } }
     vpce_unknown = { StringEquals = { "aws:SourceVpce" = var.endpoint_id } }
     ip_unknown   = { IpAddress = { "aws:SourceIp" = var.office_range } }
+    # A policy variable is no fixed value: every caller matches its own.
+    user_variable = { StringEquals = { "aws:userid" = "$${aws:userid}" } }
   }
 }
 
