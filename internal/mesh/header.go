@@ -172,6 +172,7 @@ func AppendResponse(b []byte, r Response, v int) []byte {
 var answerCodes = map[string]bool{
 	flow.ReasonPolicyDenied: true, flow.ReasonUnknownService: true, flow.ReasonWrongPort: true, flow.ReasonPlaintext: true,
 	flow.ReasonAppUnreachable: true, flow.ReasonBadHeader: true, flow.ReasonRevoked: true, flow.ReasonExpired: true,
+	flow.ReasonOverloaded: true,
 }
 
 // ReadResponse reads one response of version v; it reads no byte past it.
