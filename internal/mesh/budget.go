@@ -67,8 +67,9 @@ type streamBudget struct {
 // stalled full windows, or as many slow bulk transfers at once.
 const DefaultStreamBuffer = 64 << 20
 
-// minStreamBuffer is the least StreamBuffer may be: four full windows.
-const minStreamBuffer = 4 * streamWindow
+// MinStreamBuffer is the least Config.StreamBuffer may be: four streams'
+// full windows.
+const MinStreamBuffer = 4 << 20
 
 // frameOverhead is what go-yamux holds for a received frame beyond its
 // buffer: the slot in the stream's list of buffers (a slice header, in a

@@ -303,7 +303,7 @@ func (b *lineConn) ping(msg string) error {
 // session would read them.
 func TestTinyFramesAreChargedTheirMemory(t *testing.T) {
 	var shed []bufSourceKey
-	b := newStreamBudget(minStreamBuffer, func(k bufSourceKey) { shed = append(shed, k) })
+	b := newStreamBudget(MinStreamBuffer, func(k bufSourceKey) { shed = append(shed, k) })
 	honest := b.tunnel(bufSourceKey{peer: "spiffe://example.org/svc/gateway"})
 	attacker := b.tunnel(bufSourceKey{peer: "spiffe://example.org/svc/frontend"})
 	frame := func(typ byte, flags uint16, id, length uint32) []byte {
@@ -336,7 +336,7 @@ func TestTinyFramesAreChargedTheirMemory(t *testing.T) {
 	// A second attacker stream filling the rest of the buffer in tiny
 	// frames is shed, and the honest one kept.
 	ac.scan(frame(typeWindowUpdate, flagSYN, 3, 0))
-	for range minStreamBuffer / (1 + frameOverhead) {
+	for range MinStreamBuffer / (1 + frameOverhead) {
 		ac.scan(frame(typeData, 0, 3, 1))
 	}
 	if len(shed) == 0 {
@@ -350,8 +350,8 @@ func TestTinyFramesAreChargedTheirMemory(t *testing.T) {
 	if got := b.heldBy(honest.src.key); got != frameCost(largeBuf) {
 		t.Errorf("the honest stream holds %d after the shedding, want %d", got, frameCost(largeBuf))
 	}
-	if now, peak := b.held(); peak > minStreamBuffer || now > minStreamBuffer {
-		t.Errorf("held %d, at most %d, past the buffer's %d", now, peak, minStreamBuffer)
+	if now, peak := b.held(); peak > MinStreamBuffer || now > MinStreamBuffer {
+		t.Errorf("held %d, at most %d, past the buffer's %d", now, peak, MinStreamBuffer)
 	}
 	// The first attacker stream (older) goes after the newer one.
 	if e := attacker.streams[1]; e.wasShed && !attacker.streams[3].wasShed {

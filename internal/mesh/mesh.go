@@ -371,8 +371,8 @@ func New(c Config) (*Mesh, error) {
 	switch {
 	case c.StreamBuffer == 0:
 		c.StreamBuffer = DefaultStreamBuffer
-	case c.StreamBuffer < minStreamBuffer:
-		return nil, fmt.Errorf("mesh: StreamBuffer %d is below %d bytes, four streams' windows", c.StreamBuffer, minStreamBuffer)
+	case c.StreamBuffer < MinStreamBuffer:
+		return nil, fmt.Errorf("mesh: StreamBuffer %d is below %d bytes, four streams' windows", c.StreamBuffer, MinStreamBuffer)
 	}
 	m := &Mesh{
 		cfg:       c,
