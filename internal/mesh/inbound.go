@@ -355,7 +355,10 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn, headerRead func()) {
 	_ = st.SetReadDeadline(time.Time{})
 	rec := m.newRecord(start, inboundDir)
 	rec.srcID, rec.srcSvc, rec.srcAddr = t.peer.String(), t.src, t.remote
-	rec.tls, rec.connID = t.version, req.ConnID
+	rec.tls = t.version
+	if rec.connID = req.ConnID; rec.connID != "" && m.derivesIDs {
+		rec.connID = connIDOf(t.peer.String(), req.ConnID)
+	}
 	code := flow.ReasonBadHeader
 	if err == nil {
 		// A stream opened on a tunnel whose peer was revoked or expired

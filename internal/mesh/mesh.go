@@ -17,7 +17,9 @@
 // finish on the old tunnel.
 //
 // Flow records are OCSF Network Activity records; both ends' records of a
-// connection carry its ID (connection_info.uid). The destination's records
+// connection carry its ID (connection_info.uid), derived from the one the
+// source sent and the source's verified identity (connIDOf), so that no
+// caller can give its connection another's recorded ID. The destination's records
 // are the ones that count (talkers, totals): an Open record as soon as a
 // connection is admitted, a Traffic record for each live connection every
 // FlowInterval, and a Close (or Reset, when cut) record at the end; the
@@ -61,6 +63,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -226,13 +229,17 @@ type Mesh struct {
 	srvTLS    *tls.Config
 	mux       *yamux.Config
 	protocols []string // tunnel ALPN names, newest first
-	stats     counters
-	pending   mtls.Pending       // connections to the mesh port in their handshake
-	tunnels   mtls.Pending       // established inbound tunnels
-	headers   mtls.Pending       // inbound streams waiting for their tunnel header
-	dials     mtls.Pending       // connections to apps being made for inbound streams
-	budget    *streamBudget      // what inbound streams hold, not yet delivered
-	refusals  flow.Gate[*record] // refused handshakes and streams written one by one, the rest summarised
+	// derivesIDs says the mesh records connection IDs derived from the
+	// source's identity (connIDOf): it speaks version 3. Only tests
+	// standing for an older agent turn it off.
+	derivesIDs bool
+	stats      counters
+	pending    mtls.Pending       // connections to the mesh port in their handshake
+	tunnels    mtls.Pending       // established inbound tunnels
+	headers    mtls.Pending       // inbound streams waiting for their tunnel header
+	dials      mtls.Pending       // connections to apps being made for inbound streams
+	budget     *streamBudget      // what inbound streams hold, not yet delivered
+	refusals   flow.Gate[*record] // refused handshakes and streams written one by one, the rest summarised
 
 	policy   atomic.Pointer[policy.Table]
 	services atomic.Pointer[map[string]Service]
@@ -375,21 +382,22 @@ func New(c Config) (*Mesh, error) {
 		return nil, fmt.Errorf("mesh: StreamBuffer %d is below %d bytes, four streams' windows", c.StreamBuffer, MinStreamBuffer)
 	}
 	m := &Mesh{
-		cfg:       c,
-		protocols: c.protocols,
-		log:       c.Logger,
-		now:       c.Now,
-		flows:     c.Flows,
-		retry:     make(chan struct{}, 1),
-		listeners: map[string]*localListener{},
-		pool:      map[poolKey]*poolEntry{},
-		inbound:   map[*inTunnel]struct{}{},
-		inStreams: map[*inStream]struct{}{},
-		appDown:   map[string]logRun{},
-		pending:   mtls.Pending{PerSource: maxPendingPerSource, Total: maxPendingHandshakes},
-		tunnels:   mtls.Pending{PerSource: maxTunnelsPerSource, Total: maxInboundTunnels, ByAddress: true},
-		headers:   mtls.Pending{PerSource: maxHeaderWaitsPerSource, Total: maxHeaderWaits, ByAddress: true},
-		dials:     mtls.Pending{PerSource: maxDialsPerSource, Total: maxDials, ByAddress: true},
+		cfg:        c,
+		protocols:  c.protocols,
+		derivesIDs: slices.Contains(c.protocols, alpnTunnelV3),
+		log:        c.Logger,
+		now:        c.Now,
+		flows:      c.Flows,
+		retry:      make(chan struct{}, 1),
+		listeners:  map[string]*localListener{},
+		pool:       map[poolKey]*poolEntry{},
+		inbound:    map[*inTunnel]struct{}{},
+		inStreams:  map[*inStream]struct{}{},
+		appDown:    map[string]logRun{},
+		pending:    mtls.Pending{PerSource: maxPendingPerSource, Total: maxPendingHandshakes},
+		tunnels:    mtls.Pending{PerSource: maxTunnelsPerSource, Total: maxInboundTunnels, ByAddress: true},
+		headers:    mtls.Pending{PerSource: maxHeaderWaitsPerSource, Total: maxHeaderWaits, ByAddress: true},
+		dials:      mtls.Pending{PerSource: maxDialsPerSource, Total: maxDials, ByAddress: true},
 	}
 	m.budget = newStreamBudget(c.StreamBuffer, m.bufferShed)
 	if m.log == nil {
