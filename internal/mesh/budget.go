@@ -446,6 +446,20 @@ func (s *meteredStream) setShed(shed func()) {
 	}
 }
 
+// errShed says why a stream was shed for the stream buffer.
+const errShed = "the node's stream buffer was full and this connection's source held the most of it"
+
+// wasShed reports whether c is a stream shed for the stream buffer.
+func wasShed(c net.Conn) bool {
+	s, ok := c.(*meteredStream)
+	if !ok {
+		return false
+	}
+	s.t.b.mu.Lock()
+	defer s.t.b.mu.Unlock()
+	return s.e.wasShed
+}
+
 // isTunnelStream reports whether c is a stream of a tunnel.
 func isTunnelStream(c net.Conn) bool {
 	switch c.(type) {

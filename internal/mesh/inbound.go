@@ -73,7 +73,7 @@ func (s *inStream) cut(code, reason string) {
 func (s *inStream) shedForBuffer() {
 	s.mu.Lock()
 	if s.cutWhy == "" {
-		s.cutWhy, s.cutCode = "the node's stream buffer was full and this connection's source held the most of it", flow.ReasonOverloaded
+		s.cutWhy, s.cutCode = errShed, flow.ReasonOverloaded
 	}
 	s.mu.Unlock()
 	if r, ok := s.down.(interface{ Reset() error }); ok {
@@ -360,6 +360,9 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn, headerRead func()) {
 		rec.connID = connIDOf(t.peer.String(), req.ConnID)
 	}
 	code := flow.ReasonBadHeader
+	if err != nil && wasShed(st) {
+		err, code = fmt.Errorf("shed before its header was read: %s", errShed), flow.ReasonOverloaded
+	}
 	if err == nil {
 		// A stream opened on a tunnel whose peer was revoked or expired
 		// after the handshake, before the sweep closed it, is refused here.
@@ -445,6 +448,9 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 		}
 		if err != nil && rec.reason == "" {
 			rec.reason, rec.code = err.Error(), flow.ReasonUnavailable
+			if wasShed(down) {
+				rec.reason, rec.code = "shed while its app was being reached: "+errShed, flow.ReasonOverloaded
+			}
 		}
 		_ = down.Close()
 		if resp.Allowed() {
