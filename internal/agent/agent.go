@@ -89,6 +89,10 @@ type Config struct {
 	// FlowInterval is how often a live connection's record is refreshed
 	// with the bytes since the last one; zero means 60s.
 	FlowInterval time.Duration
+	// StreamBuffer bounds what the node's inbound mesh streams hold
+	// undelivered to their apps (mesh.Config.StreamBuffer); zero means
+	// mesh.DefaultStreamBuffer.
+	StreamBuffer int64
 	// WatchTimeout is how long the watch stream may stay silent before the
 	// agent drops it as dead and reconnects; zero means 45s, three of the
 	// server's default 15s heartbeats.

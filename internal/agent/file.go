@@ -13,6 +13,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/config"
 	"moat/internal/identity"
+	"moat/internal/mesh"
 	"moat/internal/seal"
 )
 
@@ -53,6 +54,11 @@ type File struct {
 	// gives the memory of a burst back instead of keeping its peak. Empty
 	// means DefaultMemoryLimit unless GOMEMLIMIT is set; "off" means none.
 	MemoryLimit string `yaml:"memory_limit"`
+	// StreamBuffer bounds what the node's inbound mesh streams hold of
+	// their callers' bytes, received and not yet delivered to their apps,
+	// e.g. "128MiB"; past it, the streams of the caller holding the most
+	// are reset. Empty means mesh.DefaultStreamBuffer (64MiB).
+	StreamBuffer string `yaml:"stream_buffer"`
 	// Procs is how many threads run the agent's Go code at once
 	// (GOMAXPROCS). Zero means DefaultProcs unless GOMAXPROCS is set.
 	Procs int `yaml:"procs"`
@@ -144,6 +150,18 @@ func (f *File) MemoryLimitBytes(getenv func(string) string) (int64, error) {
 		return -1, nil
 	}
 	return DefaultMemoryLimit, nil
+}
+
+// StreamBufferBytes is the mesh's stream buffer, or 0 for its default.
+func (f *File) StreamBufferBytes() (int64, error) {
+	if f.StreamBuffer == "" {
+		return 0, nil
+	}
+	n, err := config.ParseBytes(f.StreamBuffer)
+	if err == nil && n < mesh.MinStreamBuffer {
+		err = fmt.Errorf("%s is below %dMiB, four streams' windows", f.StreamBuffer, mesh.MinStreamBuffer>>20)
+	}
+	return n, err
 }
 
 // JoinEnv is the environment variable a join token may be given in.
@@ -355,6 +373,9 @@ func (f *File) ValidateFile() error {
 	}
 	if _, err := f.MemoryLimitBytes(func(string) string { return "" }); err != nil {
 		return config.Errorf("memory_limit", "%v", err)
+	}
+	if _, err := f.StreamBufferBytes(); err != nil {
+		return config.Errorf("stream_buffer", "%v", err)
 	}
 	if f.Procs < 0 || f.Procs > maxProcs {
 		return config.Errorf("procs", "%d: want 1 to %d, or 0 for the default", f.Procs, maxProcs)

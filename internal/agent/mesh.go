@@ -29,6 +29,7 @@ func (a *Agent) newMesh() (*mesh.Mesh, error) {
 		Now:           a.cfg.Now,
 		Logger:        a.log.With("part", "mesh"),
 		FlowInterval:  a.cfg.FlowInterval,
+		StreamBuffer:  a.cfg.StreamBuffer,
 		HealthChanged: a.wakeHealth,
 	})
 }

@@ -341,6 +341,7 @@ const (
 	ReasonServiceRemoved = "service_removed" // an end was deregistered or moved off its node
 	ReasonShutdown       = "shutdown"        // the agent stopped
 	ReasonIdleTimeout    = "idle_timeout"    // no byte moved either way for as long as the idle timeout allows
+	ReasonOverloaded     = "overloaded"      // the destination's agent shed it to stay within its bounds (its stream buffer, its connections to apps being made), from the source holding the most
 	// Break-glass access, on a node's agent.
 	ReasonOutsideGrant = "outside_grant" // an administrator's access not covered by an active grant of theirs for this node and mode
 	ReasonGrantEnded   = "grant_ended"   // a session cut because its grant was revoked or expired

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -16,16 +17,25 @@ import (
 // both ends' flow records carry); the destination agent answers with a
 // Response carrying its verdict before any application byte flows.
 //
-//	Request:  version(1)=2 | len(1) | service(len) | port(2, big endian) | conn id(16)
-//	Response: version(1)=2 | status(1) | len(1) | code(len) | len(1) | rule(len) | len(1) | reason(len)
+//	Request:  version(1)=3 | len(1) | service(len) | port(2, big endian) | conn id(16)
+//	Response: version(1)=3 | status(1) | len(1) | code(len) | len(1) | rule(len) | len(1) | reason(len)
 //
-// Version 1 has no conn id and no code. The version is the tunnel's: the
-// TLS handshake negotiates it by ALPN (moat-tunnel/2, or moat-tunnel/1 with
-// an agent not yet upgraded, which knows only that), and every header on
-// the tunnel must carry it.
+// Version 1 has no conn id and no code. Version 3 is version 2 but for
+// what the conn id means: in version 2 both ends recorded the id the
+// source sent, which the source chooses, so a caller could give its
+// records another connection's id; in version 3 both record the id
+// derived from it and the source's verified identity (connIDOf). A
+// destination records the derived id whatever the version (a version 2
+// caller could otherwise pick its records' id), so an agent from before
+// version 3 that calls an upgraded one shares no id with it until it is
+// upgraded too. The version is the tunnel's: the TLS handshake negotiates
+// it by ALPN (moat-tunnel/3, or an older one with an agent not yet
+// upgraded, which knows only that), and every header on the tunnel must
+// carry it.
 const (
 	headerV1  = 1
 	headerV2  = 2
+	headerV3  = 3
 	connIDLen = 16
 )
 
@@ -35,13 +45,16 @@ const (
 const (
 	alpnTunnelV1 = "moat-tunnel/1"
 	alpnTunnelV2 = "moat-tunnel/2"
+	alpnTunnelV3 = "moat-tunnel/3"
 )
 
-var tunnelProtocols = []string{alpnTunnelV2, alpnTunnelV1}
+var tunnelProtocols = []string{alpnTunnelV3, alpnTunnelV2, alpnTunnelV1}
 
 // headerVersionOf is the header version of a negotiated ALPN protocol, or 0.
 func headerVersionOf(alpn string) int {
 	switch alpn {
+	case alpnTunnelV3:
+		return headerV3
 	case alpnTunnelV2:
 		return headerV2
 	case alpnTunnelV1:
@@ -92,8 +105,8 @@ func (r Response) Verdict() string {
 func (r Response) Allowed() bool { return r.Status == StatusAllow || r.Status == StatusAudit }
 
 // AppendRequest appends the version v encoding of r; it refuses names
-// identity would refuse, ports outside 1-65535 and (in version 2) a ConnID
-// that is not 16 bytes in hex. Version 1 carries no ConnID.
+// identity would refuse, ports outside 1-65535 and (from version 2) a
+// ConnID that is not 16 bytes in hex. Version 1 carries no ConnID.
 func AppendRequest(b []byte, r Request, v int) ([]byte, error) {
 	if err := identity.ValidName(r.Service); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadHeader, err)
@@ -101,11 +114,11 @@ func AppendRequest(b []byte, r Request, v int) ([]byte, error) {
 	if r.Port < 1 || r.Port > 65535 {
 		return nil, fmt.Errorf("%w: port %d", ErrBadHeader, r.Port)
 	}
-	if v != headerV1 && v != headerV2 {
+	if v < headerV1 || v > headerV3 {
 		return nil, fmt.Errorf("%w: version %d", ErrBadHeader, v)
 	}
 	var id []byte
-	if v == headerV2 {
+	if v >= headerV2 {
 		var err error
 		if id, err = hex.DecodeString(r.ConnID); err != nil || len(id) != connIDLen {
 			return nil, fmt.Errorf("%w: connection id %q", ErrBadHeader, r.ConnID)
@@ -115,6 +128,20 @@ func AppendRequest(b []byte, r Request, v int) ([]byte, error) {
 	b = append(b, r.Service...)
 	b = binary.BigEndian.AppendUint16(b, uint16(r.Port))
 	return append(b, id...), nil
+}
+
+// connIDOf is the ID both ends of a connection record when its source,
+// verified as the SPIFFE ID src, sent the ID sent in its tunnel header:
+// the first 16 bytes of SHA-256 over both, in hex, as flow.NewID's. A
+// caller chooses what it sends, but not its identity, so no caller can
+// give its connection the recorded ID of another source's.
+func connIDOf(src, sent string) string {
+	h := sha256.New()
+	h.Write([]byte("moat connection id\x00"))
+	h.Write([]byte(src))
+	h.Write([]byte{0})
+	h.Write([]byte(sent))
+	return hex.EncodeToString(h.Sum(nil)[:connIDLen])
 }
 
 // ReadRequest reads one request of version v; it reads no byte past it.
@@ -127,7 +154,7 @@ func ReadRequest(rd io.Reader, v int) (Request, error) {
 		return Request{}, fmt.Errorf("%w: version %d on a version %d tunnel", ErrBadHeader, hdr[0], v)
 	}
 	idLen := 0
-	if v == headerV2 {
+	if v >= headerV2 {
 		idLen = connIDLen
 	}
 	n := int(hdr[1])
@@ -172,6 +199,7 @@ func AppendResponse(b []byte, r Response, v int) []byte {
 var answerCodes = map[string]bool{
 	flow.ReasonPolicyDenied: true, flow.ReasonUnknownService: true, flow.ReasonWrongPort: true, flow.ReasonPlaintext: true,
 	flow.ReasonAppUnreachable: true, flow.ReasonBadHeader: true, flow.ReasonRevoked: true, flow.ReasonExpired: true,
+	flow.ReasonOverloaded: true,
 }
 
 // ReadResponse reads one response of version v; it reads no byte past it.

@@ -53,8 +53,19 @@ func TestHeaderRoundTrip(t *testing.T) {
 	if _, err := ReadResponse(bytes.NewReader(AppendResponse(nil, resp, headerV2)), headerV1); !errors.Is(err, ErrBadHeader) {
 		t.Fatalf("v2 response on a v1 tunnel: %v", err)
 	}
-	if _, err := AppendRequest(nil, Request{Service: "api", Port: 8080}, 3); !errors.Is(err, ErrBadHeader) {
-		t.Fatalf("version 3 encoded: %v", err)
+	if _, err := AppendRequest(nil, Request{Service: "api", Port: 8080}, 4); !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("version 4 encoded: %v", err)
+	}
+	t.Log("version 3 is version 2's layout under its own version byte")
+	v3, err := AppendRequest(nil, Request{Service: "api", Port: 8080, ConnID: testConnID}, headerV3)
+	if err != nil || !bytes.Equal(v3[1:], want[1:]) || v3[0] != headerV3 {
+		t.Fatalf("v3 encoding % x, %v", v3, err)
+	}
+	if r, err := ReadRequest(bytes.NewReader(v3), headerV3); err != nil || r != (Request{Service: "api", Port: 8080, ConnID: testConnID}) {
+		t.Fatalf("v3: %+v %v", r, err)
+	}
+	if _, err := ReadRequest(bytes.NewReader(v3), headerV2); !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("v3 request on a v2 tunnel: %v", err)
 	}
 }
 

@@ -67,6 +67,21 @@ func (s *inStream) cut(code, reason string) {
 	_ = s.Close()
 }
 
+// shedForBuffer cuts s for the stream buffer (streamBudget): its stream
+// is reset, so that its source's writes fail at once rather than wait for
+// a window that will not come.
+func (s *inStream) shedForBuffer() {
+	s.mu.Lock()
+	if s.cutWhy == "" {
+		s.cutWhy, s.cutCode = errShed, flow.ReasonOverloaded
+	}
+	s.mu.Unlock()
+	if r, ok := s.down.(interface{ Reset() error }); ok {
+		_ = r.Reset()
+	}
+	_ = s.Close()
+}
+
 func (s *inStream) reason() (code, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,7 +198,12 @@ func (m *Mesh) serveConn(c net.Conn, release func()) {
 	peer, _ := identity.LeafID(cs.PeerCertificates[0]) // verified in VerifyConnection
 	src, _ := identity.ServiceName(peer)
 	fc := newFrameConn(tc, bc)
-	sess, err := yamux.Server(fc, m.mux, nil)
+	// The session reads and writes through mc, which charges what its
+	// streams receive to the stream buffer.
+	ledger := m.budget.tunnel(bufSourceKey{peer: peer.String(), addr: addrOf(c.RemoteAddr())})
+	defer ledger.close()
+	mc := &meteredConn{frameConn: fc, t: ledger}
+	sess, err := yamux.Server(mc, m.mux, nil)
 	if err != nil {
 		_ = fc.Close()
 		return
@@ -225,9 +245,13 @@ func (m *Mesh) serveConn(c net.Conn, release func()) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		st, err := sess.AcceptStream()
+		ys, err := sess.AcceptStream()
 		if err != nil {
 			return
+		}
+		st := ledger.attach(ys)
+		if st == nil {
+			continue // shed for the stream buffer before it was taken
 		}
 		headerRead, ok := m.headers.Take(t.remote)
 		if !ok {
@@ -331,8 +355,14 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn, headerRead func()) {
 	_ = st.SetReadDeadline(time.Time{})
 	rec := m.newRecord(start, inboundDir)
 	rec.srcID, rec.srcSvc, rec.srcAddr = t.peer.String(), t.src, t.remote
-	rec.tls, rec.connID = t.version, req.ConnID
+	rec.tls = t.version
+	if rec.connID = req.ConnID; rec.connID != "" && m.derivesIDs {
+		rec.connID = connIDOf(t.peer.String(), req.ConnID)
+	}
 	code := flow.ReasonBadHeader
+	if err != nil && wasShed(st) {
+		err, code = fmt.Errorf("shed before its header was read: %s", errShed), flow.ReasonOverloaded
+	}
 	if err == nil {
 		// A stream opened on a tunnel whose peer was revoked or expired
 		// after the handshake, before the sweep closed it, is refused here.
@@ -386,9 +416,18 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 		app, inner = net.Pipe()
 		go svc.Handler.Serve(inner, src, rec.connID)
 	} else if resp.Allowed() {
+		dialed, ok := m.dials.TakeAs(down.RemoteAddr(), rec.srcID)
 		var err error
-		app, err = net.DialTimeout("tcp", svc.AppAddr, m.cfg.DialTimeout)
-		if err != nil {
+		if ok {
+			d := net.Dialer{Timeout: m.cfg.DialTimeout}
+			app, err = d.DialContext(m.ctx, "tcp", svc.AppAddr)
+			dialed()
+		}
+		if !ok {
+			resp = Response{Status: StatusError, Code: flow.ReasonOverloaded, Reason: fmt.Sprintf("too many connections to apps being made for this caller (%d) or in all (%d)", maxDialsPerSource, maxDials)}
+			m.shed(&m.stats.dialsShed, "mesh: too many connections to apps being made; refusing new streams", logRemote, down.RemoteAddr().String(),
+				logSrc, orUnknown(src), "per_source", maxDialsPerSource, "in_all", maxDials)
+		} else if err != nil {
 			resp = Response{Status: StatusError, Code: flow.ReasonAppUnreachable, Reason: fmt.Sprintf("app of %q unreachable", req.Service)}
 			m.appUnreachable(svc, err)
 		} else {
@@ -409,6 +448,9 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 		}
 		if err != nil && rec.reason == "" {
 			rec.reason, rec.code = err.Error(), flow.ReasonUnavailable
+			if wasShed(down) {
+				rec.reason, rec.code = "shed while its app was being reached: "+errShed, flow.ReasonOverloaded
+			}
 		}
 		_ = down.Close()
 		if resp.Allowed() {
@@ -435,6 +477,9 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 	}
 	m.inStreams[s] = struct{}{}
 	m.mu.Unlock()
+	if ms, ok := down.(*meteredStream); ok {
+		ms.setShed(func() { s.shedForBuffer() })
+	}
 	m.emitOpen(rec)
 	// A policy change may have landed between admit and registration.
 	if code, why := m.stillAllowed(m.policy.Load(), s); why != "" {
@@ -445,9 +490,11 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 	delete(m.inStreams, s)
 	m.mu.Unlock()
 	if code, why := s.reason(); why != "" {
-		m.stats.cut.Add(1)
+		if code != flow.ReasonOverloaded { // counted in BufferShed
+			m.stats.cut.Add(1)
+		}
 		rec.reason, rec.code, rec.activity = why, code, activityCut
-		if code != flow.ReasonShutdown {
+		if code != flow.ReasonShutdown && code != flow.ReasonOverloaded {
 			rec.verdict = flow.VerdictDeny
 		}
 	}

@@ -115,7 +115,7 @@ func TestAppUnreachableLogIsGated(t *testing.T) {
 	}
 	// A minute on, the next failure is logged again: an outage that
 	// lasts, or a later one, is not hidden by the first.
-	b.clock.Advance(appDownEvery)
+	b.clock.Advance(logEvery)
 	if _, err := call(a.local(t, "frontend", "api"), "hi"); err == nil {
 		t.Fatal("a call reached an app that is down")
 	}

@@ -17,7 +17,9 @@
 // finish on the old tunnel.
 //
 // Flow records are OCSF Network Activity records; both ends' records of a
-// connection carry its ID (connection_info.uid). The destination's records
+// connection carry its ID (connection_info.uid), derived from the one the
+// source sent and the source's verified identity (connIDOf), so that no
+// caller can give its connection another's recorded ID. The destination's records
 // are the ones that count (talkers, totals): an Open record as soon as a
 // connection is admitted, a Traffic record for each live connection every
 // FlowInterval, and a Close (or Reset, when cut) record at the end; the
@@ -61,6 +63,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -115,6 +118,12 @@ type Config struct {
 	// HealthChanged, when set, is called (without locks held) whenever a
 	// local listener starts failing or recovers; Health says how things are.
 	HealthChanged func()
+	// StreamBuffer bounds what the node's inbound streams hold of their
+	// sources' bytes, received and not yet delivered to their apps, all
+	// sources together (see streamBudget); zero means
+	// DefaultStreamBuffer. Past it, streams of the source holding the
+	// most are reset.
+	StreamBuffer int64
 	// PeerUID returns the uid owning the local socket at the other end of
 	// an accepted loopback connection; nil means the kernel's answer
 	// (Linux only; elsewhere every uid-guarded listener refuses all).
@@ -191,11 +200,15 @@ type Stats struct {
 	HandshakesShed    int64 // mesh port connections closed at once: too many in their handshake (mtls.Pending)
 	TunnelsShed       int64 // inbound tunnels closed once their handshake ended: too many held from their source or in all
 	StreamsShed       int64 // inbound streams reset at once: too many waiting for their tunnel header from their source or in all
+	BufferShed        int64 // inbound streams reset because their source held the most of the stream buffer when it was full
+	DialsShed         int64 // inbound streams refused: too many connections to apps being made for their source or in all
+	StreamBuffered    int64 // gauge: bytes inbound streams hold, received and not yet delivered to their apps
+	StreamBufferPeak  int64 // the most StreamBuffered has been
 	AppUnreachable    int64 // allowed inbound streams whose service's app could not be reached
 }
 
 type counters struct {
-	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail, shed, tunnelsShed, streamsShed, appFail atomic.Int64
+	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail, shed, tunnelsShed, streamsShed, bufShed, dialsShed, appFail atomic.Int64
 }
 
 // acceptFailed counts a failed accept, and logs the first of a run of them
@@ -216,11 +229,17 @@ type Mesh struct {
 	srvTLS    *tls.Config
 	mux       *yamux.Config
 	protocols []string // tunnel ALPN names, newest first
-	stats     counters
-	pending   mtls.Pending       // connections to the mesh port in their handshake
-	tunnels   mtls.Pending       // established inbound tunnels
-	headers   mtls.Pending       // inbound streams waiting for their tunnel header
-	refusals  flow.Gate[*record] // refused handshakes and streams written one by one, the rest summarised
+	// derivesIDs says the mesh records connection IDs derived from the
+	// source's identity (connIDOf): it speaks version 3. Only tests
+	// standing for an older agent turn it off.
+	derivesIDs bool
+	stats      counters
+	pending    mtls.Pending       // connections to the mesh port in their handshake
+	tunnels    mtls.Pending       // established inbound tunnels
+	headers    mtls.Pending       // inbound streams waiting for their tunnel header
+	dials      mtls.Pending       // connections to apps being made for inbound streams
+	budget     *streamBudget      // what inbound streams hold, not yet delivered
+	refusals   flow.Gate[*record] // refused handshakes and streams written one by one, the rest summarised
 
 	policy   atomic.Pointer[policy.Table]
 	services atomic.Pointer[map[string]Service]
@@ -234,28 +253,42 @@ type Mesh struct {
 
 	retry chan struct{} // wakes the listener retry loop
 
-	mu        sync.Mutex                // guards the fields below
-	listeners map[string]*localListener // by listenerSpec.key
-	pool      map[poolKey]*poolEntry    // outbound tunnels
-	inbound   map[*inTunnel]struct{}    // accepted tunnels
-	inStreams map[*inStream]struct{}    // live inbound connections (streams and plaintext)
-	appDown   map[string]appDownRun     // by service: its app's failed dials since the last log line
-	closed    bool
+	mu         sync.Mutex                // guards the fields below
+	listeners  map[string]*localListener // by listenerSpec.key
+	pool       map[poolKey]*poolEntry    // outbound tunnels
+	inbound    map[*inTunnel]struct{}    // accepted tunnels
+	inStreams  map[*inStream]struct{}    // live inbound connections (streams and plaintext)
+	appDown    map[string]logRun         // by service: its app's failed dials since the last log line
+	bufShedRun logRun                    // streams shed for the stream buffer since the last log line
+	closed     bool
 }
 
-// appDownRun is a service's failed dials of its app since the last line
-// logged of them.
-type appDownRun struct {
+// logRun is a run of like events logged at most once every logEvery: the
+// line says how many there were since the last.
+type logRun struct {
 	logged time.Time
 	since  int64
 }
 
-// appDownEvery is the least time between two log lines of one service's
-// app being unreachable.
-const appDownEvery = time.Minute
+// note counts an event at now and reports whether to log it, with the
+// events since the last line logged (this one included).
+func (r *logRun) note(now time.Time) (log bool, since int64) {
+	r.since++
+	if !r.logged.IsZero() && now.Sub(r.logged) < logEvery && !now.Before(r.logged) {
+		return false, 0
+	}
+	since = r.since
+	r.logged, r.since = now, 0
+	return true, since
+}
+
+// logEvery is the least time between two log lines of one run of events
+// a peer may cause as fast as it likes (a service's app being
+// unreachable, the stream buffer running out).
+const logEvery = time.Minute
 
 // appUnreachable counts a failed dial of svc's app and logs it when it is
-// the first of the service's for appDownEvery: an allowed caller, or a
+// the first of the service's for logEvery: an allowed caller, or a
 // busy one, may open stream after stream while the app is down, each
 // recorded as a flow, and must not write a line each into the node's
 // journal. The line says how many failed since the last.
@@ -264,16 +297,26 @@ func (m *Mesh) appUnreachable(svc Service, err error) {
 	now := m.now()
 	m.mu.Lock()
 	run := m.appDown[svc.Name]
-	run.since++
-	log := run.logged.IsZero() || now.Sub(run.logged) >= appDownEvery || now.Before(run.logged)
-	if log {
-		m.appDown[svc.Name] = appDownRun{logged: now}
-	} else {
-		m.appDown[svc.Name] = run
-	}
+	log, since := run.note(now)
+	m.appDown[svc.Name] = run
 	m.mu.Unlock()
 	if log {
-		m.log.Warn("mesh: app unreachable", logService, svc.Name, logAddr, svc.AppAddr, logErr, err.Error(), "failed", run.since)
+		m.log.Warn("mesh: app unreachable", logService, svc.Name, logAddr, svc.AppAddr, logErr, err.Error(), "failed", since)
+	}
+}
+
+// bufferShed counts a stream of src reset for the stream buffer, and logs
+// it when it is the first for logEvery: the source may open streams as
+// fast as they are reset.
+func (m *Mesh) bufferShed(src bufSourceKey) {
+	m.stats.bufShed.Add(1)
+	now := m.now()
+	m.mu.Lock()
+	log, since := m.bufShedRun.note(now)
+	m.mu.Unlock()
+	if log {
+		m.log.Warn("mesh: stream buffer full; resetting streams of the source holding the most", logPeer, src.peer, logRemote, src.addr.String(),
+			"held", m.budget.heldBy(src), "budget", m.budget.limit, "reset", since)
 	}
 }
 
@@ -332,22 +375,31 @@ func New(c Config) (*Mesh, error) {
 	if c.protocols == nil {
 		c.protocols = tunnelProtocols
 	}
-	m := &Mesh{
-		cfg:       c,
-		protocols: c.protocols,
-		log:       c.Logger,
-		now:       c.Now,
-		flows:     c.Flows,
-		retry:     make(chan struct{}, 1),
-		listeners: map[string]*localListener{},
-		pool:      map[poolKey]*poolEntry{},
-		inbound:   map[*inTunnel]struct{}{},
-		inStreams: map[*inStream]struct{}{},
-		appDown:   map[string]appDownRun{},
-		pending:   mtls.Pending{PerSource: maxPendingPerSource, Total: maxPendingHandshakes},
-		tunnels:   mtls.Pending{PerSource: maxTunnelsPerSource, Total: maxInboundTunnels, ByAddress: true},
-		headers:   mtls.Pending{PerSource: maxHeaderWaitsPerSource, Total: maxHeaderWaits, ByAddress: true},
+	switch {
+	case c.StreamBuffer == 0:
+		c.StreamBuffer = DefaultStreamBuffer
+	case c.StreamBuffer < MinStreamBuffer:
+		return nil, fmt.Errorf("mesh: StreamBuffer %d is below %d bytes, four streams' windows", c.StreamBuffer, MinStreamBuffer)
 	}
+	m := &Mesh{
+		cfg:        c,
+		protocols:  c.protocols,
+		derivesIDs: slices.Contains(c.protocols, alpnTunnelV3),
+		log:        c.Logger,
+		now:        c.Now,
+		flows:      c.Flows,
+		retry:      make(chan struct{}, 1),
+		listeners:  map[string]*localListener{},
+		pool:       map[poolKey]*poolEntry{},
+		inbound:    map[*inTunnel]struct{}{},
+		inStreams:  map[*inStream]struct{}{},
+		appDown:    map[string]logRun{},
+		pending:    mtls.Pending{PerSource: maxPendingPerSource, Total: maxPendingHandshakes},
+		tunnels:    mtls.Pending{PerSource: maxTunnelsPerSource, Total: maxInboundTunnels, ByAddress: true},
+		headers:    mtls.Pending{PerSource: maxHeaderWaitsPerSource, Total: maxHeaderWaits, ByAddress: true},
+		dials:      mtls.Pending{PerSource: maxDialsPerSource, Total: maxDials, ByAddress: true},
+	}
+	m.budget = newStreamBudget(c.StreamBuffer, m.bufferShed)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -441,6 +493,16 @@ const (
 	maxHeaderWaits          = 8192
 )
 
+// Connections to apps being made for inbound streams are bounded per
+// source address and in all (mtls.Pending): each holds a descriptor, and
+// an app that is slow to accept (its backlog full) holds each for up to
+// DialTimeout while an allowed caller opens stream after stream. An
+// honest source's dials complete at once, a few at a time.
+const (
+	maxDialsPerSource = 256
+	maxDials          = 4096
+)
+
 // shed counts, in n, a connection or stream closed at once for a bound,
 // and logs the first of a run of them and then one in a thousand.
 func (m *Mesh) shed(n *atomic.Int64, msg string, args ...any) {
@@ -488,6 +550,7 @@ func (m *Mesh) Close() error {
 // Stats returns a snapshot of the counters.
 func (m *Mesh) Stats() Stats {
 	s := &m.stats
+	buffered, peak := m.budget.held()
 	return Stats{
 		ClientHandshakes: s.clientHS.Load(), ServerHandshakes: s.serverHS.Load(), HandshakeFailures: s.hsFail.Load(),
 		TunnelsOpen: s.tunnels.Load(), StreamsOut: s.out.Load(), StreamsIn: s.in.Load(),
@@ -495,6 +558,7 @@ func (m *Mesh) Stats() Stats {
 		ListenFailures: s.listenFail.Load(), ListenersFailing: m.failingListeners(), UIDRefused: s.uidRefused.Load(),
 		AcceptFailures: s.acceptFail.Load(), HandshakesShed: s.shed.Load(),
 		TunnelsShed: s.tunnelsShed.Load(), StreamsShed: s.streamsShed.Load(), AppUnreachable: s.appFail.Load(),
+		BufferShed: s.bufShed.Load(), DialsShed: s.dialsShed.Load(), StreamBuffered: buffered, StreamBufferPeak: peak,
 	}
 }
 

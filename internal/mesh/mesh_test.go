@@ -290,7 +290,7 @@ func TestTunnelNeedsALPN(t *testing.T) {
 		t.Fatal("a client without the tunnel ALPN was let in")
 	}
 	r := p.b.flows.waitFor(t, "handshake failure", func(r flow.Record) bool { return r.Unmapped.Kind == kindHandshake })
-	if !strings.Contains(r.Unmapped.Reason, `offered none of the tunnel protocols ["moat-tunnel/2" "moat-tunnel/1"]`) {
+	if !strings.Contains(r.Unmapped.Reason, `offered none of the tunnel protocols ["moat-tunnel/3" "moat-tunnel/2" "moat-tunnel/1"]`) {
 		t.Fatalf("reason %q", r.Unmapped.Reason)
 	}
 }

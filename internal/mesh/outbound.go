@@ -56,6 +56,7 @@ func (m *Mesh) handleOutbound(l *localListener, app net.Conn) {
 	st, t, err := m.openStream(m.ctx, src, up.Service, up.Port, rec.connID)
 	if t != nil {
 		rec.dstAddr, rec.tls = t.remote, t.version
+		rec.connID = t.recordedID(rec)
 	}
 	if err != nil {
 		fail(flow.ReasonUnavailable, err)
@@ -149,6 +150,17 @@ func (m *Mesh) checkUID(c net.Conn, uid int) error {
 	return nil
 }
 
+// recordedID is the ID the source's record of a connection on t carries,
+// rec.connID being what it sent: the ID derived from it (connIDOf) when t
+// speaks version 3, as the destination records, or else what was sent,
+// as an agent from before version 3 records.
+func (t *tunnel) recordedID(rec *record) string {
+	if t.hdr >= headerV3 && rec.connID != "" {
+		return connIDOf(rec.srcID, rec.connID)
+	}
+	return rec.connID
+}
+
 func (m *Mesh) outRecord(start time.Time, src, dst string, port int) *record {
 	rec := m.newRecord(start, outboundDir)
 	rec.srcSvc, rec.dstSvc, rec.dstPort, rec.connID = src, dst, port, flow.NewID()
@@ -235,6 +247,7 @@ func (m *Mesh) Dial(ctx context.Context, src, dst string, port int) (net.Conn, e
 	st, t, resp, err := m.open(ctx, src, dst, port, rec.connID)
 	if t != nil {
 		rec.dstAddr, rec.tls = t.remote, t.version
+		rec.connID = t.recordedID(rec)
 	}
 	rec.verdict, rec.rule, rec.reason, rec.code = resp.Verdict(), resp.Rule, resp.Reason, responseCode(resp)
 	if err != nil {

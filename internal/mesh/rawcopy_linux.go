@@ -8,7 +8,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/libp2p/go-yamux/v5"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,7 +39,7 @@ const probeAfter = time.Second
 // or the kernel counts nothing: the caller copies as usual.
 func (c *copier) fromSocket(src net.Conn) (rerr, werr error, ok bool) {
 	tc, isTCP := src.(*net.TCPConn)
-	if _, isStream := c.dst.(*yamux.Stream); !isTCP || !isStream {
+	if !isTCP || !isTunnelStream(c.dst) {
 		return nil, nil, false
 	}
 	rc, err := tc.SyscallConn()

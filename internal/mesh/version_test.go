@@ -11,10 +11,17 @@ import (
 // version 1 headers.
 func beforeV2(c *Config) { c.protocols = []string{alpnTunnelV1} }
 
+// beforeV3 makes an agent speak as agents did before version 3: it
+// records the connection IDs sources send as they are.
+func beforeV3(c *Config) { c.protocols = []string{alpnTunnelV2, alpnTunnelV1} }
+
 // TestMixedVersionFleet upgrades a fleet node by node: an upgraded agent
 // and one from before version 2 call each other in both directions, the
-// tunnel negotiating version 1 by ALPN; two upgraded agents speak
-// version 2, connection IDs and reason codes included.
+// tunnel negotiating version 1 by ALPN; with one from before version 3,
+// version 2, whose connection IDs the two share only when the old one is
+// the destination (an upgraded destination records the ID derived from
+// the caller's identity, whatever the version); two upgraded agents speak
+// version 3, connection IDs and reason codes included.
 func TestMixedVersionFleet(t *testing.T) {
 	for _, c := range []struct {
 		name         string
@@ -24,7 +31,9 @@ func TestMixedVersionFleet(t *testing.T) {
 	}{
 		{"upgraded source, old destination", nil, beforeV2, headerV1, false},
 		{"old source, upgraded destination", beforeV2, nil, headerV1, false},
-		{"both upgraded", nil, nil, headerV2, true},
+		{"upgraded source, destination before version 3", nil, beforeV3, headerV2, true},
+		{"source before version 3, upgraded destination", beforeV3, nil, headerV2, false},
+		{"both upgraded", nil, nil, headerV3, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t)

@@ -26,19 +26,33 @@ type Pending struct {
 
 	mu       sync.Mutex
 	total    int
-	bySource map[netip.Prefix]int
+	bySource map[pendingKey]int
+}
+
+// pendingKey is a source: its address (or /64), and the identity it
+// proved, when the caller counts identities apart (TakeAs).
+type pendingKey struct {
+	src netip.Prefix
+	who string
 }
 
 // Take admits a connection from addr to its handshake, or reports false
 // when a bound is reached. release, called when the handshake has ended
 // (any number of times), gives its place back.
 func (p *Pending) Take(addr net.Addr) (release func(), ok bool) {
-	var key netip.Prefix
+	return p.TakeAs(addr, "")
+}
+
+// TakeAs is Take for a peer that proved who it is: the places of each
+// identity from an address are counted apart, so that one workload's
+// flood does not take the places of the node's other services.
+func (p *Pending) TakeAs(addr net.Addr, who string) (release func(), ok bool) {
+	key := pendingKey{who: who}
 	if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
 		if a := ap.Addr().Unmap().WithZone(""); p.ByAddress {
-			key = netip.PrefixFrom(a, a.BitLen())
+			key.src = netip.PrefixFrom(a, a.BitLen())
 		} else {
-			key = flow.SourceKey(a)
+			key.src = flow.SourceKey(a)
 		}
 	}
 	p.mu.Lock()
@@ -47,7 +61,7 @@ func (p *Pending) Take(addr net.Addr) (release func(), ok bool) {
 		return nil, false
 	}
 	if p.bySource == nil {
-		p.bySource = map[netip.Prefix]int{}
+		p.bySource = map[pendingKey]int{}
 	}
 	p.total++
 	p.bySource[key]++

@@ -74,3 +74,29 @@ func TestPendingByAddress(t *testing.T) {
 		t.Fatal("an IPv4 address and its mapped form were counted apart")
 	}
 }
+
+// TestPendingTakeAs: the places of each proven identity from one address
+// are counted apart, and all of them count toward the bound in all.
+func TestPendingTakeAs(t *testing.T) {
+	p := Pending{PerSource: 2, Total: 5, ByAddress: true}
+	a := net.TCPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:1"))
+	for range p.PerSource {
+		if _, ok := p.TakeAs(a, "spiffe://example.org/svc/frontend"); !ok {
+			t.Fatal("a place of frontend refused below its bound")
+		}
+	}
+	if _, ok := p.TakeAs(a, "spiffe://example.org/svc/frontend"); ok {
+		t.Fatal("a place of frontend past its bound was admitted")
+	}
+	for range p.PerSource {
+		if _, ok := p.TakeAs(a, "spiffe://example.org/svc/gateway"); !ok {
+			t.Fatal("gateway, from frontend's address, was refused for frontend's places")
+		}
+	}
+	if _, ok := p.Take(a); !ok {
+		t.Fatal("the address alone was refused for its identities' places")
+	}
+	if _, ok := p.TakeAs(a, "spiffe://example.org/svc/batch"); ok {
+		t.Fatal("a place past the bound in all was admitted")
+	}
+}

@@ -35,6 +35,7 @@ func NodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 	fs.StringVar(&c.MemoryLimit, "memory-limit", "", "soft memory limit, e.g. 64MiB, or off (default 32MiB, or GOMEMLIMIT when set)")
 	fs.IntVar(&c.Procs, "procs", 0, "threads running the agent's Go code at once (default 1, or GOMAXPROCS when set)")
+	fs.StringVar(&c.StreamBuffer, "stream-buffer", "", "most the inbound mesh streams hold undelivered to their apps before the caller holding the most is cut, e.g. 128MiB (default 64MiB)")
 	fs.IntVar(&c.GCPercent, "gc-percent", 0, "heap growth in percent before the next collection, 10 to 1000 (default 50, or GOGC when set)")
 	fs.StringVar(&c.Firewall.Mode, "firewall", "", "host firewall: off (default), audit or enforce")
 	fs.StringVar(&c.Egress.Proxy, "egress-proxy", "", "loopback address of the HTTP CONNECT egress proxy (HTTPS_PROXY)")
@@ -353,10 +354,14 @@ func StartNode(ctx context.Context, e *cmdline.Env, c *agent.File) (*Node, error
 	if err != nil {
 		return nil, err
 	}
+	streamBuffer, err := c.StreamBufferBytes()
+	if err != nil {
+		return nil, err
+	}
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: join, Node: c.Node, MeshAddr: c.Listen,
 		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Keyring: kr,
-		Firewall: fw, Egress: eg, Access: acc,
+		Firewall: fw, Egress: eg, Access: acc, StreamBuffer: streamBuffer,
 	})
 	if err != nil {
 		return nil, err
