@@ -525,7 +525,9 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	lbs := m.azureLBs(byType, pips, standard, family)
 	type nic struct {
 		subnets []*Subnet
-		public  string
+		// maybe: the subnets one not known statically may be (ifaceSubnets).
+		maybe  []*Subnet
+		public string
 		// basic: some public IP of the interface is open without an NSG.
 		basic bool
 		// lb: what public load balancers forward to the interface.
@@ -550,7 +552,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			} else {
 				n.ipsKnown = false
 			}
-			for _, sub := range m.subnetsOf(strList(ipc, "subnet_id")) {
+			known, maybe := m.ifaceSubnets(ipc)
+			for _, sub := range slices.Concat(known, maybe) {
 				switch {
 				case sub.CIDR.IsValid():
 					ranges = append(ranges, sub.CIDR)
@@ -558,7 +561,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 					ranges = append(ranges, sub.VPC.CIDRs...)
 				}
 			}
-			n.subnets = append(n.subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
+			n.subnets = append(n.subnets, known...)
+			n.maybe = append(n.maybe, maybe...)
 			// One not known statically is any public IP its expression
 			// names, else one of the Basic SKU of either family.
 			ps, anyPIP := m.refAddrs(ipc, "public_ip_address_id", byType["azurerm_public_ip"])
@@ -584,8 +588,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	for _, r := range byType["azurerm_network_interface"] {
 		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
 			nicNSG[r.Address] = n
-			if ss := nics[r.Address].subnets; n.VPC == nil && len(ss) > 0 {
-				n.VPC = ss[0].VPC
+			if n.VPC == nil {
+				n.VPC = networkOf(nics[r.Address].subnets, nics[r.Address].maybe)
 			}
 		}
 	}
@@ -604,8 +608,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				nicNSG[nic] = n
 				// An NSG on an interface only: its VirtualNetwork is
 				// the interface's network's.
-				if ss := nics[nic].subnets; n.VPC == nil && len(ss) > 0 {
-					n.VPC = ss[0].VPC
+				if n.VPC == nil {
+					n.VPC = networkOf(nics[nic].subnets, nics[nic].maybe)
 				}
 			}
 		}
@@ -636,9 +640,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				var n nicNSG
 				n.nsg = nsgs[m.addr(str(ni, "network_security_group_id"))]
 				for _, ipc := range blocks(ni, "ip_configuration") {
-					e.Subnets = append(e.Subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
+					known, maybe := m.ifaceSubnets(ipc)
+					e.Subnets = append(e.Subnets, known...)
+					maybeSubnets(e, r.Address, maybe)
 					if n.nsg != nil {
-						governed[n.nsg] = append(governed[n.nsg], m.subnetsOf(strList(ipc, "subnet_id"))...)
+						governed[n.nsg] = append(governed[n.nsg], slices.Concat(known, maybe)...)
 					}
 					if len(blocks(ipc, "public_ip_address")) > 0 || len(blocks(ipc, "public_ip_address_configuration")) > 0 || unknown(ipc, "public_ip_address") {
 						n.public = true
@@ -684,8 +690,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				case len(e.NSGs) > 0 && e.NSGs[0] != n.nsg:
 					e.NSGs = nil
 				}
-				if n.nsg != nil && n.nsg.VPC == nil && len(e.Subnets) > 0 {
-					n.nsg.VPC = e.Subnets[0].VPC
+				if n.nsg != nil && n.nsg.VPC == nil {
+					n.nsg.VPC = networkOf(e.Subnets, e.SubnetsMaybe)
 				}
 				first = false
 			}
@@ -699,7 +705,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		}
 	}
 	for a, n := range nicNSG {
-		governed[n] = append(governed[n], nics[a].subnets...)
+		governed[n] = append(governed[n], slices.Concat(nics[a].subnets, nics[a].maybe)...)
 	}
 	for _, n := range nsgs {
 		n.finishNSG(m, raws[n], udr, governed[n])
@@ -724,6 +730,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				ids = append(ids, a)
 				n := nics[a]
 				e.Subnets = append(e.Subnets, n.subnets...)
+				maybeSubnets(e, a, n.maybe)
 				e.PrivateIPs, ipsKnown = append(e.PrivateIPs, n.ips...), ipsKnown && n.ipsKnown
 				if n.public != "" {
 					public = append(public, a)
@@ -1282,4 +1289,57 @@ func (m *Model) sharedPeer(a, b *VPC) *VPC {
 		}
 	}
 	return nil
+}
+
+// ifaceSubnets returns the subnets an ip_configuration's subnet_id names:
+// known, the one it names, or, for one not known statically whose
+// expression can only name subnets of the configuration
+// (azurerm_subnet.app[count.index].id under a count not known
+// statically, or an output or local listing them), maybe, those subnets,
+// any of which it may be. One that may name anything (a variable without
+// a value, a data source) is neither: the interface is then read as in a
+// subnet outside the scanned code, routed to the internet without an NSG
+// (reachAzureUnplaced).
+func (m *Model) ifaceSubnets(ipc map[string]any) (known, maybe []*Subnet) {
+	known = m.subnetsOf(strList(ipc, "subnet_id"))
+	if unk, from := unknownRefs(ipc, "subnet_id"); unk {
+		maybe = m.subnetsFrom(from)
+	}
+	return known, maybe
+}
+
+// maybeSubnets records on e the subnets an interface of it (named by
+// what) may be in, its subnet not known statically (ifaceSubnets), to be
+// tried each, and says so.
+func maybeSubnets(e *Endpoint, what string, maybe []*Subnet) {
+	if len(maybe) == 0 {
+		return
+	}
+	var names []string
+	for _, s := range maybe {
+		if !slices.Contains(e.SubnetsMaybe, s) {
+			e.SubnetsMaybe = append(e.SubnetsMaybe, s)
+		}
+	}
+	for _, s := range e.SubnetsMaybe {
+		names = append(names, s.Addr)
+	}
+	e.SubnetsUnknown = "the subnet of an interface (" + what + ") is not known statically: assumed to be any of " + strings.Join(names, ", ")
+}
+
+// networkOf returns the virtual network of an interface in the subnets
+// known, or, when none is known, the one every subnet it may be in
+// (maybe) shares; nil when they are in several.
+func networkOf(known, maybe []*Subnet) *VPC {
+	if len(known) > 0 {
+		return known[0].VPC
+	}
+	var v *VPC
+	for _, s := range maybe {
+		if s.VPC == nil || v != nil && s.VPC != v {
+			return nil
+		}
+		v = s.VPC
+	}
+	return v
 }

@@ -888,3 +888,27 @@ func TestAzAPIAKS(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureInterfaceSubnetCounted checks that an interface's subnet_id not
+// known statically, one of a subnet resource whose count is not known
+// statically, is one of that resource's subnets, behind the NSG they have:
+// it was read as a subnet outside the scanned code without an NSG, so SSH
+// was reported reachable through an NSG that admits HTTPS alone.
+func TestAzureInterfaceSubnetCounted(t *testing.T) {
+	const dir = "testdata/azure/nic-subnet-counted"
+	rep := run(t, dir)
+	for _, addr := range []string{"azurerm_linux_virtual_machine.web", "azurerm_linux_virtual_machine_scale_set.workers"} {
+		if got := activeOn(rep, RuleAzExposedPort, addr); len(got) > 0 {
+			t.Errorf("%s on %s behind an NSG admitting HTTPS alone: %+v, want none", RuleAzExposedPort, addr, got)
+		}
+		m := model(t, dir)
+		e := endpoint(t, m, addr)
+		res := m.Reach(m.Internet(), e, "tcp", 443)
+		if !res.Reachable || !strings.Contains(strings.Join(res.Assumed, "\n"), "not known statically: assumed to be any of azurerm_subnet.tier") {
+			t.Errorf("%s on 443: reachable %v, assumed %q, want reachable through a subnet of azurerm_subnet.tier, said so", addr, res.Reachable, res.Assumed)
+		}
+		if res := m.Reach(m.Internet(), e, "tcp", 22); res.Reachable {
+			t.Errorf("%s on 22 reachable: %s", addr, pathLine(res.Path))
+		}
+	}
+}
