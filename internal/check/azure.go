@@ -229,7 +229,7 @@ func azurePorts(b map[string]any) ([][2]int, bool) {
 //
 // The VirtualNetwork tag is allowTag in an allow, denyTag in a deny
 // (finishNSG).
-func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTag, denyTag, own, guarded []netip.Prefix) []NACLRule {
+func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTag, denyTag, own, guarded []netip.Prefix, tagAssumed string) []NACLRule {
 	if !strings.EqualFold(str(b, "direction"), "Inbound") && !unknown(b, "direction") {
 		return nil
 	}
@@ -254,6 +254,10 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTa
 		protos = []string{"tcp", "udp", "icmp"}
 	}
 	srcs, assumed, bounded := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
+	if names, _ := strs(b, "source_address_prefixes"); assumed == "" && tagAssumed != "" && slices.ContainsFunc(append(names, str(b, "source_address_prefix")), func(v string) bool { return strings.EqualFold(v, "VirtualNetwork") }) {
+		// A deny of it then denies nothing (below).
+		assumed = tagAssumed
+	}
 	if asgs, unk := strs(b, "source_application_security_group_ids"); len(asgs) > 0 || unk {
 		// The members of an application security group are interfaces
 		// of one virtual network, the NSG's: which ones is not modelled,
@@ -429,6 +433,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.Subnets = append(m.Subnets, s)
 		m.subnets[r.Address] = s
 	}
+	m.azureSpaceAssumed(vnets)
 	m.azureVPNs(byType)
 	nsgs := map[string]*NACL{}
 	raws := map[*NACL][]rawRule{}
@@ -828,9 +833,19 @@ type rawRule struct {
 // than Azure does.
 func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefix, governed []*Subnet) {
 	var vnet, own []netip.Prefix
+	tagAssumed := ""
+	space := func(v *VPC) []netip.Prefix {
+		if len(v.CIDRs) == 0 && len(v.SpaceAssumed) > 0 {
+			if tagAssumed == "" {
+				tagAssumed = spaceAssumedText(v)
+			}
+			return v.SpaceAssumed
+		}
+		return v.CIDRs
+	}
 	if n.VPC != nil {
-		own = n.VPC.CIDRs
-		vnet = append(vnet, n.VPC.CIDRs...)
+		own = space(n.VPC)
+		vnet = append(vnet, own...)
 		for _, p := range m.Peerings {
 			// allow_virtual_network_access = false leaves the remote
 			// space out of the local network's VirtualNetwork tag (the
@@ -838,7 +853,7 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 			// Not known statically, it is read as left on.
 			off := p.Res != nil && has(p.Res.Values, "allow_virtual_network_access") && !unknown(p.Res.Values, "allow_virtual_network_access") && !boolean(p.Res.Values, "allow_virtual_network_access", true)
 			if p.A == n.VPC && p.B != nil && !p.Refused && !off {
-				vnet = append(vnet, p.B.CIDRs...)
+				vnet = append(vnet, space(p.B)...)
 			}
 		}
 		// And the networks a virtual network gateway routes into it
@@ -879,10 +894,10 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 	denyTag := append(slices.Clone(vnet), every...)
 	var out []NACLRule
 	for _, rr := range raws {
-		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own, guarded)...)
+		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own, guarded, tagAssumed)...)
 	}
 	for _, c := range allowTag {
-		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound"})
+		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound", Assumed: tagAssumed})
 	}
 	for _, c := range allInternet {
 		out = append(out, NACLRule{No: 65500, Allow: false, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule DenyAllInBound"})
@@ -1342,4 +1357,39 @@ func networkOf(known, maybe []*Subnet) *VPC {
 		v = s.VPC
 	}
 	return v
+}
+
+// privateRanges are the ranges a network numbered privately takes its
+// addresses from (RFC 1918 and the shared space of RFC 6598).
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("100.64.0.0/10"),
+}
+
+// azureSpaceAssumed gives each virtual network whose address space is not
+// known statically the ranges it is read to hold (VPC.SpaceAssumed): every
+// private range and the known ranges of its subnets. Its subnets whose
+// ranges are not known send from those, and its VirtualNetwork tag holds
+// them, so that an NSG admitting the tag admits its own network's
+// machines (a gateway in another of its subnets) and no internet address;
+// the rules that read it say so (spaceAssumedText). CIDRs stays empty:
+// routes and peerings are not made of a guess.
+func (m *Model) azureSpaceAssumed(vnets map[string]*VPC) {
+	for _, v := range vnets {
+		if len(v.CIDRs) > 0 {
+			continue
+		}
+		v.SpaceAssumed = slices.Clone(privateRanges)
+		for _, s := range m.Subnets {
+			if s.VPC == v && s.CIDR.IsValid() {
+				v.SpaceAssumed = append(v.SpaceAssumed, s.CIDR)
+			}
+		}
+	}
+}
+
+// spaceAssumedText says what an NSG rule reading the VirtualNetwork tag of
+// v, whose address space is not known statically, assumed.
+func spaceAssumedText(v *VPC) string {
+	return "the address space of " + v.Addr + " is not known statically: the VirtualNetwork tag is assumed to hold every private range and its subnets' known ranges"
 }

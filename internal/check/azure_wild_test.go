@@ -912,3 +912,44 @@ func TestAzureInterfaceSubnetCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureNetworkSpaceUnknown checks that a virtual network whose
+// address space is not known statically still holds its subnets: the
+// VirtualNetwork tag of an NSG there admits the gateway's subnet, so the
+// machine the gateway publishes is reached from the internet, and the
+// path says what was assumed. The tag held nothing, and the machine was
+// reached from no source at all.
+func TestAzureNetworkSpaceUnknown(t *testing.T) {
+	m := model(t, "testdata/azure/vnet-space-unknown")
+	e := endpoint(t, m, "azurerm_linux_virtual_machine.app")
+	res := m.Reach(m.Internet(), e, "tcp", 8443)
+	if !res.Reachable {
+		t.Fatalf("8443 through the application gateway not reachable: %s", pathLine(res.Path))
+	}
+	if !strings.Contains(strings.Join(res.Assumed, "\n"), "address space of azurerm_virtual_network.shop is not known statically") {
+		t.Errorf("assumed %q, want the network's address space named as assumed", res.Assumed)
+	}
+	if res := m.Reach(m.Internet(), e, "tcp", 22); res.Reachable {
+		t.Errorf("22 reachable: %s", pathLine(res.Path))
+	}
+	// The tag holds private ranges, not the internet: the default
+	// AllowVnetInBound admits no internet address.
+	for _, f := range run(t, "testdata/azure/vnet-space-unknown").Findings {
+		if f.RuleID == RuleNSGWorldOpen {
+			t.Errorf("%s: %+v, want none (the VirtualNetwork tag is not the internet)", f.RuleID, f)
+		}
+	}
+}
+
+// TestAzureGatewayBackendSubnetCounted checks that a machine a gateway
+// publishes, in a subnet of a resource whose count is not known
+// statically, is reached through that subnet's NSG, which turns the
+// gateway away on the backend port, not as one outside the scanned code
+// without an NSG.
+func TestAzureGatewayBackendSubnetCounted(t *testing.T) {
+	m := model(t, "testdata/azure/gateway-backend-counted")
+	e := endpoint(t, m, "azurerm_linux_virtual_machine.api")
+	if res := m.Reach(m.Internet(), e, "tcp", 8080); res.Reachable {
+		t.Errorf("8080 through the gateway reachable past the backend subnet's NSG: %s (assumed %q)", pathLine(res.Path), res.Assumed)
+	}
+}
