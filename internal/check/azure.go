@@ -434,6 +434,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.subnets[r.Address] = s
 	}
 	m.azureSpaceAssumed(vnets)
+	m.azureVirtualWANs(byType, vnets)
 	m.azureVPNs(byType)
 	nsgs := map[string]*NACL{}
 	raws := map[*NACL][]rawRule{}

@@ -953,3 +953,34 @@ func TestAzureGatewayBackendSubnetCounted(t *testing.T) {
 		t.Errorf("8080 through the gateway reachable past the backend subnet's NSG: %s (assumed %q)", pathLine(res.Path), res.Assumed)
 	}
 }
+
+// TestAzureVirtualWAN checks that networks connected to the hubs of one
+// Virtual WAN reach each other, and the branches behind a hub's VPN
+// gateway reach them, as the hubs route by default: a machine whose NSG
+// admits the VirtualNetwork tag is reached from the other spoke and the
+// branch office, not from a network connected to no hub.
+func TestAzureVirtualWAN(t *testing.T) {
+	const dir = "testdata/azure/virtual-wan"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "azurerm_linux_virtual_machine.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := map[string]bool{}
+	for _, a := range acc {
+		if a.Port == 22 {
+			from[a.Source] = true
+		}
+	}
+	for _, want := range []string{"azurerm_virtual_network.apps", "VPN azurerm_vpn_gateway.north (192.168.40.0/24)"} {
+		if !from[want] {
+			t.Errorf("SSH from %s not reached; reached from %v", want, from)
+		}
+	}
+	if from["azurerm_virtual_network.lab"] {
+		t.Errorf("SSH reached from a network connected to no hub: %v", from)
+	}
+	lat := activeOn(run(t, dir), RuleAzLateral, "azurerm_linux_virtual_machine.db")
+	if len(lat) == 0 || !strings.Contains(strings.Join(messages(lat), "\n"), "azurerm_virtual_network.apps") {
+		t.Errorf("%s: %q, want SSH from the other spoke", RuleAzLateral, messages(lat))
+	}
+}
