@@ -984,3 +984,22 @@ func TestAzureVirtualWAN(t *testing.T) {
 		t.Errorf("%s: %q, want SSH from the other spoke", RuleAzLateral, messages(lat))
 	}
 }
+
+// TestAzAPIUpdateSubnetNSG checks that an azapi_update_resource of a
+// subnet that sets its networkSecurityGroup associates that NSG with the
+// subnet, as azurerm's association does: the NSG admits SSH from anywhere,
+// so the machine behind its Standard public IP is reached. The update was
+// only noted, the NSG read as associated with nothing and the machine as
+// closed.
+func TestAzAPIUpdateSubnetNSG(t *testing.T) {
+	rep := run(t, "testdata/azure/azapi-update-association")
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.jump"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("SSH through the NSG the update associates: %+v, want one critical", got)
+	}
+	if got := activeOn(rep, RuleNSGWorldOpen, "azapi_resource.jump"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("%s on the NSG: %+v, want one critical", RuleNSGWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleNotEvaluated, "azapi_update_resource.jump_nsg"); len(got) > 0 {
+		t.Errorf("the update is read, yet noted: %+v", got)
+	}
+}

@@ -618,7 +618,7 @@ func build(p *tf.Project) *Model {
 			}
 		}
 	}
-	for typ, rs := range azapiAsAzurerm(byType["azapi_resource"]) {
+	for typ, rs := range azapiAsAzurerm(byType["azapi_resource"], byType["azapi_update_resource"]) {
 		byType[typ] = append(byType[typ], rs...)
 	}
 	// Synthetic IDs of the defaults every VPC has (see tf's reader).
