@@ -1003,3 +1003,15 @@ func TestAzAPIUpdateSubnetNSG(t *testing.T) {
 		t.Errorf("the update is read, yet noted: %+v", got)
 	}
 }
+
+// TestAzureAppPinnedWithAliases checks that a provider version pinned in
+// a required_providers entry that also declares configuration_aliases is
+// read: before azurerm 3.95 a web app's restrictions end in an implicit
+// deny, so one allow of an office range admits no one else. The
+// constraint was lost and the site read as admitting everyone.
+func TestAzureAppPinnedWithAliases(t *testing.T) {
+	rep := run(t, "testdata/azure/app-pinned-aliases")
+	if got := activeOn(rep, RuleAzAppOpen, "azurerm_linux_web_app.portal"); len(got) > 0 {
+		t.Errorf("%s: %q, want none", RuleAzAppOpen, messages(got))
+	}
+}
