@@ -648,7 +648,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				for _, ipc := range blocks(ni, "ip_configuration") {
 					known, maybe := m.ifaceSubnets(ipc)
 					e.Subnets = append(e.Subnets, known...)
-					maybeSubnets(e, r.Address, maybe)
+					maybeSubnets(e, "an interface of "+r.Address, maybe)
 					if n.nsg != nil {
 						governed[n.nsg] = append(governed[n.nsg], slices.Concat(known, maybe)...)
 					}
@@ -736,7 +736,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				ids = append(ids, a)
 				n := nics[a]
 				e.Subnets = append(e.Subnets, n.subnets...)
-				maybeSubnets(e, a, n.maybe)
+				maybeSubnets(e, "interface "+a, n.maybe)
 				e.PrivateIPs, ipsKnown = append(e.PrivateIPs, n.ips...), ipsKnown && n.ipsKnown
 				if n.public != "" {
 					public = append(public, a)
@@ -1324,9 +1324,9 @@ func (m *Model) ifaceSubnets(ipc map[string]any) (known, maybe []*Subnet) {
 	return known, maybe
 }
 
-// maybeSubnets records on e the subnets an interface of it (named by
-// what) may be in, its subnet not known statically (ifaceSubnets), to be
-// tried each, and says so.
+// maybeSubnets records on e the subnets what (an interface of it, its
+// gateway configuration) may be in, its subnet not known statically
+// (ifaceSubnets), to be tried each, and says so.
 func maybeSubnets(e *Endpoint, what string, maybe []*Subnet) {
 	if len(maybe) == 0 {
 		return
@@ -1340,7 +1340,7 @@ func maybeSubnets(e *Endpoint, what string, maybe []*Subnet) {
 	for _, s := range e.SubnetsMaybe {
 		names = append(names, s.Addr)
 	}
-	e.SubnetsUnknown = "the subnet of an interface (" + what + ") is not known statically: assumed to be any of " + strings.Join(names, ", ")
+	e.SubnetsUnknown = "the subnet of " + what + " is not known statically: assumed to be any of " + strings.Join(names, ", ")
 }
 
 // networkOf returns the virtual network of an interface in the subnets

@@ -1015,3 +1015,20 @@ func TestAzureAppPinnedWithAliases(t *testing.T) {
 		t.Errorf("%s: %q, want none", RuleAzAppOpen, messages(got))
 	}
 }
+
+// TestAzureGatewaySubnetCounted checks that an application gateway whose
+// subnet is one of a subnet resource whose count is not known statically
+// is behind those subnets' NSG, which admits HTTPS from one office range:
+// the gateway was read as in a subnet outside the scanned code, without
+// an NSG, and so reached from the whole internet.
+func TestAzureGatewaySubnetCounted(t *testing.T) {
+	m := model(t, "testdata/azure/gateway-subnet-counted")
+	e := endpoint(t, m, "azurerm_application_gateway.edge")
+	res := m.Reach(m.Internet(), e, "tcp", 443)
+	if !res.Reachable {
+		t.Fatalf("HTTPS from the office not reached: %s", pathLine(res.Path))
+	}
+	if got := m.describe(res.From); got != "203.0.113.0/24" {
+		t.Errorf("HTTPS reached from %s, want the office's 203.0.113.0/24 alone", got)
+	}
+}
