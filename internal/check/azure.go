@@ -469,6 +469,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			s.NACL = n
 			n.VPC = s.VPC
 		}
+		// A subnet the code looks up or names by an ID of its own is
+		// one outside the scanned code: the NSG guards what is there.
+		if unk, from := unknownRefs(r.Values, "subnet_id"); s == nil && n != nil && (unk && from == nil || !unk && str(r.Values, "subnet_id") != "") {
+			n.SubnetsUnknown = "associated by " + r.Address + " with a subnet outside the scanned code"
+		}
 	}
 	// azurerm before 2.0 associated an NSG in the subnet itself
 	// (network_security_group_id); a subnet whose NSG is not known
@@ -1098,8 +1103,11 @@ func (m *Model) azureNSGRules(fs *findings) {
 		}
 		switch {
 		case done:
-		case len(users[n]) > 0 || attached[n]:
+		case len(users[n]) > 0 || attached[n] || n.SubnetsUnknown != "":
 			why := "it is associated, but no path from the internet to a machine behind it is proven"
+			if len(users[n]) == 0 && !attached[n] {
+				why = "it is " + n.SubnetsUnknown + ", whose machines are not known: no path from the internet to one is proven"
+			}
 			var path []Hop
 			if blocked != nil && !blocked.Reachable {
 				path = blocked.Path

@@ -1032,3 +1032,16 @@ func TestAzureGatewaySubnetCounted(t *testing.T) {
 		t.Errorf("HTTPS reached from %s, want the office's 203.0.113.0/24 alone", got)
 	}
 }
+
+// TestAzureNSGOnSubnetElsewhere checks that an NSG associated with a
+// subnet outside the scanned code (a lookup) is graded as associated, not
+// as one nothing associates: its rule admitting SSH from anywhere is high,
+// and the finding says where it is associated. It was medium, and said
+// that nothing associated it.
+func TestAzureNSGOnSubnetElsewhere(t *testing.T) {
+	rep := run(t, "testdata/azure/nsg-subnet-elsewhere")
+	got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.ops")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "associated by azurerm_subnet_network_security_group_association.ops with a subnet outside the scanned code") {
+		t.Errorf("%s: %+v, want one high that names the association", RuleNSGWorldOpen, got)
+	}
+}
