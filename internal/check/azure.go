@@ -229,7 +229,7 @@ func azurePorts(b map[string]any) ([][2]int, bool) {
 //
 // The VirtualNetwork tag is allowTag in an allow, denyTag in a deny
 // (finishNSG).
-func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTag, denyTag, own, guarded []netip.Prefix) []NACLRule {
+func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTag, denyTag, own, guarded []netip.Prefix, tagAssumed string) []NACLRule {
 	if !strings.EqualFold(str(b, "direction"), "Inbound") && !unknown(b, "direction") {
 		return nil
 	}
@@ -254,6 +254,10 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTa
 		protos = []string{"tcp", "udp", "icmp"}
 	}
 	srcs, assumed, bounded := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
+	if names, _ := strs(b, "source_address_prefixes"); assumed == "" && tagAssumed != "" && slices.ContainsFunc(append(names, str(b, "source_address_prefix")), func(v string) bool { return strings.EqualFold(v, "VirtualNetwork") }) {
+		// A deny of it then denies nothing (below).
+		assumed = tagAssumed
+	}
 	if asgs, unk := strs(b, "source_application_security_group_ids"); len(asgs) > 0 || unk {
 		// The members of an application security group are interfaces
 		// of one virtual network, the NSG's: which ones is not modelled,
@@ -429,6 +433,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.Subnets = append(m.Subnets, s)
 		m.subnets[r.Address] = s
 	}
+	m.azureSpaceAssumed(vnets)
+	m.azureVirtualWANs(byType, vnets)
 	m.azureVPNs(byType)
 	nsgs := map[string]*NACL{}
 	raws := map[*NACL][]rawRule{}
@@ -462,6 +468,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		if s != nil && n != nil {
 			s.NACL = n
 			n.VPC = s.VPC
+		}
+		// A subnet the code looks up or names by an ID of its own is
+		// one outside the scanned code: the NSG guards what is there.
+		if unk, from := unknownRefs(r.Values, "subnet_id"); s == nil && n != nil && (unk && from == nil || !unk && str(r.Values, "subnet_id") != "") {
+			n.SubnetsUnknown = "associated by " + r.Address + " with a subnet outside the scanned code"
 		}
 	}
 	// azurerm before 2.0 associated an NSG in the subnet itself
@@ -525,7 +536,9 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	lbs := m.azureLBs(byType, pips, standard, family)
 	type nic struct {
 		subnets []*Subnet
-		public  string
+		// maybe: the subnets one not known statically may be (ifaceSubnets).
+		maybe  []*Subnet
+		public string
 		// basic: some public IP of the interface is open without an NSG.
 		basic bool
 		// lb: what public load balancers forward to the interface.
@@ -550,7 +563,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			} else {
 				n.ipsKnown = false
 			}
-			for _, sub := range m.subnetsOf(strList(ipc, "subnet_id")) {
+			known, maybe := m.ifaceSubnets(ipc)
+			for _, sub := range slices.Concat(known, maybe) {
 				switch {
 				case sub.CIDR.IsValid():
 					ranges = append(ranges, sub.CIDR)
@@ -558,7 +572,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 					ranges = append(ranges, sub.VPC.CIDRs...)
 				}
 			}
-			n.subnets = append(n.subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
+			n.subnets = append(n.subnets, known...)
+			n.maybe = append(n.maybe, maybe...)
 			// One not known statically is any public IP its expression
 			// names, else one of the Basic SKU of either family.
 			ps, anyPIP := m.refAddrs(ipc, "public_ip_address_id", byType["azurerm_public_ip"])
@@ -584,8 +599,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	for _, r := range byType["azurerm_network_interface"] {
 		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
 			nicNSG[r.Address] = n
-			if ss := nics[r.Address].subnets; n.VPC == nil && len(ss) > 0 {
-				n.VPC = ss[0].VPC
+			if n.VPC == nil {
+				n.VPC = networkOf(nics[r.Address].subnets, nics[r.Address].maybe)
 			}
 		}
 	}
@@ -604,8 +619,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				nicNSG[nic] = n
 				// An NSG on an interface only: its VirtualNetwork is
 				// the interface's network's.
-				if ss := nics[nic].subnets; n.VPC == nil && len(ss) > 0 {
-					n.VPC = ss[0].VPC
+				if n.VPC == nil {
+					n.VPC = networkOf(nics[nic].subnets, nics[nic].maybe)
 				}
 			}
 		}
@@ -636,9 +651,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				var n nicNSG
 				n.nsg = nsgs[m.addr(str(ni, "network_security_group_id"))]
 				for _, ipc := range blocks(ni, "ip_configuration") {
-					e.Subnets = append(e.Subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
+					known, maybe := m.ifaceSubnets(ipc)
+					e.Subnets = append(e.Subnets, known...)
+					maybeSubnets(e, "an interface of "+r.Address, maybe)
 					if n.nsg != nil {
-						governed[n.nsg] = append(governed[n.nsg], m.subnetsOf(strList(ipc, "subnet_id"))...)
+						governed[n.nsg] = append(governed[n.nsg], slices.Concat(known, maybe)...)
 					}
 					if len(blocks(ipc, "public_ip_address")) > 0 || len(blocks(ipc, "public_ip_address_configuration")) > 0 || unknown(ipc, "public_ip_address") {
 						n.public = true
@@ -684,8 +701,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				case len(e.NSGs) > 0 && e.NSGs[0] != n.nsg:
 					e.NSGs = nil
 				}
-				if n.nsg != nil && n.nsg.VPC == nil && len(e.Subnets) > 0 {
-					n.nsg.VPC = e.Subnets[0].VPC
+				if n.nsg != nil && n.nsg.VPC == nil {
+					n.nsg.VPC = networkOf(e.Subnets, e.SubnetsMaybe)
 				}
 				first = false
 			}
@@ -699,7 +716,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		}
 	}
 	for a, n := range nicNSG {
-		governed[n] = append(governed[n], nics[a].subnets...)
+		governed[n] = append(governed[n], slices.Concat(nics[a].subnets, nics[a].maybe)...)
 	}
 	for _, n := range nsgs {
 		n.finishNSG(m, raws[n], udr, governed[n])
@@ -724,6 +741,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				ids = append(ids, a)
 				n := nics[a]
 				e.Subnets = append(e.Subnets, n.subnets...)
+				maybeSubnets(e, "interface "+a, n.maybe)
 				e.PrivateIPs, ipsKnown = append(e.PrivateIPs, n.ips...), ipsKnown && n.ipsKnown
 				if n.public != "" {
 					public = append(public, a)
@@ -821,9 +839,19 @@ type rawRule struct {
 // than Azure does.
 func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefix, governed []*Subnet) {
 	var vnet, own []netip.Prefix
+	tagAssumed := ""
+	space := func(v *VPC) []netip.Prefix {
+		if len(v.CIDRs) == 0 && len(v.SpaceAssumed) > 0 {
+			if tagAssumed == "" {
+				tagAssumed = spaceAssumedText(v)
+			}
+			return v.SpaceAssumed
+		}
+		return v.CIDRs
+	}
 	if n.VPC != nil {
-		own = n.VPC.CIDRs
-		vnet = append(vnet, n.VPC.CIDRs...)
+		own = space(n.VPC)
+		vnet = append(vnet, own...)
 		for _, p := range m.Peerings {
 			// allow_virtual_network_access = false leaves the remote
 			// space out of the local network's VirtualNetwork tag (the
@@ -831,7 +859,7 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 			// Not known statically, it is read as left on.
 			off := p.Res != nil && has(p.Res.Values, "allow_virtual_network_access") && !unknown(p.Res.Values, "allow_virtual_network_access") && !boolean(p.Res.Values, "allow_virtual_network_access", true)
 			if p.A == n.VPC && p.B != nil && !p.Refused && !off {
-				vnet = append(vnet, p.B.CIDRs...)
+				vnet = append(vnet, space(p.B)...)
 			}
 		}
 		// And the networks a virtual network gateway routes into it
@@ -872,10 +900,10 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 	denyTag := append(slices.Clone(vnet), every...)
 	var out []NACLRule
 	for _, rr := range raws {
-		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own, guarded)...)
+		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own, guarded, tagAssumed)...)
 	}
 	for _, c := range allowTag {
-		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound"})
+		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound", Assumed: tagAssumed})
 	}
 	for _, c := range allInternet {
 		out = append(out, NACLRule{No: 65500, Allow: false, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule DenyAllInBound"})
@@ -1075,8 +1103,11 @@ func (m *Model) azureNSGRules(fs *findings) {
 		}
 		switch {
 		case done:
-		case len(users[n]) > 0 || attached[n]:
+		case len(users[n]) > 0 || attached[n] || n.SubnetsUnknown != "":
 			why := "it is associated, but no path from the internet to a machine behind it is proven"
+			if len(users[n]) == 0 && !attached[n] {
+				why = "it is " + n.SubnetsUnknown + ", whose machines are not known: no path from the internet to one is proven"
+			}
 			var path []Hop
 			if blocked != nil && !blocked.Reachable {
 				path = blocked.Path
@@ -1282,4 +1313,92 @@ func (m *Model) sharedPeer(a, b *VPC) *VPC {
 		}
 	}
 	return nil
+}
+
+// ifaceSubnets returns the subnets an ip_configuration's subnet_id names:
+// known, the one it names, or, for one not known statically whose
+// expression can only name subnets of the configuration
+// (azurerm_subnet.app[count.index].id under a count not known
+// statically, or an output or local listing them), maybe, those subnets,
+// any of which it may be. One that may name anything (a variable without
+// a value, a data source) is neither: the interface is then read as in a
+// subnet outside the scanned code, routed to the internet without an NSG
+// (reachAzureUnplaced).
+func (m *Model) ifaceSubnets(ipc map[string]any) (known, maybe []*Subnet) {
+	known = m.subnetsOf(strList(ipc, "subnet_id"))
+	if unk, from := unknownRefs(ipc, "subnet_id"); unk {
+		maybe = m.subnetsFrom(from)
+	}
+	return known, maybe
+}
+
+// maybeSubnets records on e the subnets what (an interface of it, its
+// gateway configuration) may be in, its subnet not known statically
+// (ifaceSubnets), to be tried each, and says so.
+func maybeSubnets(e *Endpoint, what string, maybe []*Subnet) {
+	if len(maybe) == 0 {
+		return
+	}
+	var names []string
+	for _, s := range maybe {
+		if !slices.Contains(e.SubnetsMaybe, s) {
+			e.SubnetsMaybe = append(e.SubnetsMaybe, s)
+		}
+	}
+	for _, s := range e.SubnetsMaybe {
+		names = append(names, s.Addr)
+	}
+	e.SubnetsUnknown = "the subnet of " + what + " is not known statically: assumed to be any of " + strings.Join(names, ", ")
+}
+
+// networkOf returns the virtual network of an interface in the subnets
+// known, or, when none is known, the one every subnet it may be in
+// (maybe) shares; nil when they are in several.
+func networkOf(known, maybe []*Subnet) *VPC {
+	if len(known) > 0 {
+		return known[0].VPC
+	}
+	var v *VPC
+	for _, s := range maybe {
+		if s.VPC == nil || v != nil && s.VPC != v {
+			return nil
+		}
+		v = s.VPC
+	}
+	return v
+}
+
+// privateRanges are the ranges a network numbered privately takes its
+// addresses from (RFC 1918 and the shared space of RFC 6598).
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("100.64.0.0/10"),
+}
+
+// azureSpaceAssumed gives each virtual network whose address space is not
+// known statically the ranges it is read to hold (VPC.SpaceAssumed): every
+// private range and the known ranges of its subnets. Its subnets whose
+// ranges are not known send from those, and its VirtualNetwork tag holds
+// them, so that an NSG admitting the tag admits its own network's
+// machines (a gateway in another of its subnets) and no internet address;
+// the rules that read it say so (spaceAssumedText). CIDRs stays empty:
+// routes and peerings are not made of a guess.
+func (m *Model) azureSpaceAssumed(vnets map[string]*VPC) {
+	for _, v := range vnets {
+		if len(v.CIDRs) > 0 {
+			continue
+		}
+		v.SpaceAssumed = slices.Clone(privateRanges)
+		for _, s := range m.Subnets {
+			if s.VPC == v && s.CIDR.IsValid() {
+				v.SpaceAssumed = append(v.SpaceAssumed, s.CIDR)
+			}
+		}
+	}
+}
+
+// spaceAssumedText says what an NSG rule reading the VirtualNetwork tag of
+// v, whose address space is not known statically, assumed.
+func spaceAssumedText(v *VPC) string {
+	return "the address space of " + v.Addr + " is not known statically: the VirtualNetwork tag is assumed to hold every private range and its subnets' known ranges"
 }

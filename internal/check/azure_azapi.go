@@ -28,9 +28,16 @@ func armType(vals map[string]any) string {
 // inline subnets), a subnet with its NSG and a peering, a web or function app (or slot)
 // with its access restrictions, a container app with its ingress and its
 // environment, a storage account or key vault with its network rules, an
-// AKS cluster with its API server's access.
-func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
+// AKS cluster with its API server's access; and of the
+// azapi_update_resources (updates), a subnet's NSG and route table set on
+// the subnet, as associations (azapiSubnetUpdate).
+func azapiAsAzurerm(rs, updates []*tf.Resource) map[string][]*tf.Resource {
 	out := map[string][]*tf.Resource{}
+	for _, r := range updates {
+		for typ, a := range azapiSubnetUpdate(r) {
+			out[typ] = append(out[typ], a)
+		}
+	}
 	for _, r := range rs {
 		typ := armType(r.Values)
 		if strings.EqualFold(typ, azapiNSGType) {
@@ -638,4 +645,48 @@ func azapiAKS(r *tf.Resource) *tf.Resource {
 		}
 	}
 	return &out
+}
+
+// azapiSubnetUpdate returns, for an azapi_update_resource of a subnet
+// (resource_id) whose body sets its networkSecurityGroup or routeTable,
+// the azurerm associations that set them, by type, each at the update's
+// address; nil for any other update. A value not known statically is
+// read as such there (an NSG not known statically allows everything).
+func azapiSubnetUpdate(r *tf.Resource) map[string]*tf.Resource {
+	if !strings.EqualFold(armType(r.Values), azapiSubnetType) {
+		return nil
+	}
+	body, why := azapiBody(r.Values["body"])
+	if why != "" {
+		return nil
+	}
+	props := azapiSubnetProps(body["properties"])
+	out := map[string]*tf.Resource{}
+	for typ, k := range map[string]string{"azurerm_subnet_network_security_group_association": "network_security_group_id",
+		"azurerm_subnet_route_table_association": "route_table_id"} {
+		if v, ok := props[k]; ok && v != nil {
+			a := *r
+			a.Type = typ
+			a.Values = map[string]any{"subnet_id": r.Values["resource_id"], k: v}
+			out[typ] = &a
+		}
+	}
+	return out
+}
+
+// azapiSubnetUpdateRead reports whether an azapi_update_resource of a
+// subnet sets nothing but what azapiSubnetUpdate reads: its body's
+// properties are its networkSecurityGroup and routeTable alone.
+func azapiSubnetUpdateRead(vals map[string]any) bool {
+	body, why := azapiBody(vals["body"])
+	props, ok := body["properties"].(map[string]any)
+	if why != "" || !ok || len(body) != 1 {
+		return false
+	}
+	for k := range props {
+		if !strings.EqualFold(k, "networkSecurityGroup") && !strings.EqualFold(k, "routeTable") {
+			return false
+		}
+	}
+	return len(props) > 0
 }

@@ -543,7 +543,9 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 	for _, r := range gws {
 		e := &Endpoint{Addr: r.Address, Kind: "application gateway", Res: r, Azure: true, Gateway: true}
 		for _, b := range blocks(r.Values, "gateway_ip_configuration") {
-			e.Subnets = append(e.Subnets, m.subnetsOf(strList(b, "subnet_id"))...)
+			known, maybe := m.ifaceSubnets(b)
+			e.Subnets = append(e.Subnets, known...)
+			maybeSubnets(e, r.Address, maybe)
 		}
 		publicFE := map[string]bool{}
 		for _, b := range blocks(r.Values, "frontend_ip_configuration") {

@@ -888,3 +888,160 @@ func TestAzAPIAKS(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureInterfaceSubnetCounted checks that an interface's subnet_id not
+// known statically, one of a subnet resource whose count is not known
+// statically, is one of that resource's subnets, behind the NSG they have:
+// it was read as a subnet outside the scanned code without an NSG, so SSH
+// was reported reachable through an NSG that admits HTTPS alone.
+func TestAzureInterfaceSubnetCounted(t *testing.T) {
+	const dir = "testdata/azure/nic-subnet-counted"
+	rep := run(t, dir)
+	for _, addr := range []string{"azurerm_linux_virtual_machine.web", "azurerm_linux_virtual_machine_scale_set.workers"} {
+		if got := activeOn(rep, RuleAzExposedPort, addr); len(got) > 0 {
+			t.Errorf("%s on %s behind an NSG admitting HTTPS alone: %+v, want none", RuleAzExposedPort, addr, got)
+		}
+		m := model(t, dir)
+		e := endpoint(t, m, addr)
+		res := m.Reach(m.Internet(), e, "tcp", 443)
+		if !res.Reachable || !strings.Contains(strings.Join(res.Assumed, "\n"), "not known statically: assumed to be any of azurerm_subnet.tier") {
+			t.Errorf("%s on 443: reachable %v, assumed %q, want reachable through a subnet of azurerm_subnet.tier, said so", addr, res.Reachable, res.Assumed)
+		}
+		if res := m.Reach(m.Internet(), e, "tcp", 22); res.Reachable {
+			t.Errorf("%s on 22 reachable: %s", addr, pathLine(res.Path))
+		}
+	}
+}
+
+// TestAzureNetworkSpaceUnknown checks that a virtual network whose
+// address space is not known statically still holds its subnets: the
+// VirtualNetwork tag of an NSG there admits the gateway's subnet, so the
+// machine the gateway publishes is reached from the internet, and the
+// path says what was assumed. The tag held nothing, and the machine was
+// reached from no source at all.
+func TestAzureNetworkSpaceUnknown(t *testing.T) {
+	m := model(t, "testdata/azure/vnet-space-unknown")
+	e := endpoint(t, m, "azurerm_linux_virtual_machine.app")
+	res := m.Reach(m.Internet(), e, "tcp", 8443)
+	if !res.Reachable {
+		t.Fatalf("8443 through the application gateway not reachable: %s", pathLine(res.Path))
+	}
+	if !strings.Contains(strings.Join(res.Assumed, "\n"), "address space of azurerm_virtual_network.shop is not known statically") {
+		t.Errorf("assumed %q, want the network's address space named as assumed", res.Assumed)
+	}
+	if res := m.Reach(m.Internet(), e, "tcp", 22); res.Reachable {
+		t.Errorf("22 reachable: %s", pathLine(res.Path))
+	}
+	// The tag holds private ranges, not the internet: the default
+	// AllowVnetInBound admits no internet address.
+	for _, f := range run(t, "testdata/azure/vnet-space-unknown").Findings {
+		if f.RuleID == RuleNSGWorldOpen {
+			t.Errorf("%s: %+v, want none (the VirtualNetwork tag is not the internet)", f.RuleID, f)
+		}
+	}
+}
+
+// TestAzureGatewayBackendSubnetCounted checks that a machine a gateway
+// publishes, in a subnet of a resource whose count is not known
+// statically, is reached through that subnet's NSG, which turns the
+// gateway away on the backend port, not as one outside the scanned code
+// without an NSG.
+func TestAzureGatewayBackendSubnetCounted(t *testing.T) {
+	m := model(t, "testdata/azure/gateway-backend-counted")
+	e := endpoint(t, m, "azurerm_linux_virtual_machine.api")
+	if res := m.Reach(m.Internet(), e, "tcp", 8080); res.Reachable {
+		t.Errorf("8080 through the gateway reachable past the backend subnet's NSG: %s (assumed %q)", pathLine(res.Path), res.Assumed)
+	}
+}
+
+// TestAzureVirtualWAN checks that networks connected to the hubs of one
+// Virtual WAN reach each other, and the branches behind a hub's VPN
+// gateway reach them, as the hubs route by default: a machine whose NSG
+// admits the VirtualNetwork tag is reached from the other spoke and the
+// branch office, not from a network connected to no hub.
+func TestAzureVirtualWAN(t *testing.T) {
+	const dir = "testdata/azure/virtual-wan"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "azurerm_linux_virtual_machine.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := map[string]bool{}
+	for _, a := range acc {
+		if a.Port == 22 {
+			from[a.Source] = true
+		}
+	}
+	for _, want := range []string{"azurerm_virtual_network.apps", "VPN azurerm_vpn_gateway.north (192.168.40.0/24)"} {
+		if !from[want] {
+			t.Errorf("SSH from %s not reached; reached from %v", want, from)
+		}
+	}
+	if from["azurerm_virtual_network.lab"] {
+		t.Errorf("SSH reached from a network connected to no hub: %v", from)
+	}
+	lat := activeOn(run(t, dir), RuleAzLateral, "azurerm_linux_virtual_machine.db")
+	if len(lat) == 0 || !strings.Contains(strings.Join(messages(lat), "\n"), "azurerm_virtual_network.apps") {
+		t.Errorf("%s: %q, want SSH from the other spoke", RuleAzLateral, messages(lat))
+	}
+}
+
+// TestAzAPIUpdateSubnetNSG checks that an azapi_update_resource of a
+// subnet that sets its networkSecurityGroup associates that NSG with the
+// subnet, as azurerm's association does: the NSG admits SSH from anywhere,
+// so the machine behind its Standard public IP is reached. The update was
+// only noted, the NSG read as associated with nothing and the machine as
+// closed.
+func TestAzAPIUpdateSubnetNSG(t *testing.T) {
+	rep := run(t, "testdata/azure/azapi-update-association")
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.jump"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("SSH through the NSG the update associates: %+v, want one critical", got)
+	}
+	if got := activeOn(rep, RuleNSGWorldOpen, "azapi_resource.jump"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("%s on the NSG: %+v, want one critical", RuleNSGWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleNotEvaluated, "azapi_update_resource.jump_nsg"); len(got) > 0 {
+		t.Errorf("the update is read, yet noted: %+v", got)
+	}
+}
+
+// TestAzureAppPinnedWithAliases checks that a provider version pinned in
+// a required_providers entry that also declares configuration_aliases is
+// read: before azurerm 3.95 a web app's restrictions end in an implicit
+// deny, so one allow of an office range admits no one else. The
+// constraint was lost and the site read as admitting everyone.
+func TestAzureAppPinnedWithAliases(t *testing.T) {
+	rep := run(t, "testdata/azure/app-pinned-aliases")
+	if got := activeOn(rep, RuleAzAppOpen, "azurerm_linux_web_app.portal"); len(got) > 0 {
+		t.Errorf("%s: %q, want none", RuleAzAppOpen, messages(got))
+	}
+}
+
+// TestAzureGatewaySubnetCounted checks that an application gateway whose
+// subnet is one of a subnet resource whose count is not known statically
+// is behind those subnets' NSG, which admits HTTPS from one office range:
+// the gateway was read as in a subnet outside the scanned code, without
+// an NSG, and so reached from the whole internet.
+func TestAzureGatewaySubnetCounted(t *testing.T) {
+	m := model(t, "testdata/azure/gateway-subnet-counted")
+	e := endpoint(t, m, "azurerm_application_gateway.edge")
+	res := m.Reach(m.Internet(), e, "tcp", 443)
+	if !res.Reachable {
+		t.Fatalf("HTTPS from the office not reached: %s", pathLine(res.Path))
+	}
+	if got := m.describe(res.From); got != "203.0.113.0/24" {
+		t.Errorf("HTTPS reached from %s, want the office's 203.0.113.0/24 alone", got)
+	}
+}
+
+// TestAzureNSGOnSubnetElsewhere checks that an NSG associated with a
+// subnet outside the scanned code (a lookup) is graded as associated, not
+// as one nothing associates: its rule admitting SSH from anywhere is high,
+// and the finding says where it is associated. It was medium, and said
+// that nothing associated it.
+func TestAzureNSGOnSubnetElsewhere(t *testing.T) {
+	rep := run(t, "testdata/azure/nsg-subnet-elsewhere")
+	got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.ops")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "associated by azurerm_subnet_network_security_group_association.ops with a subnet outside the scanned code") {
+		t.Errorf("%s: %+v, want one high that names the association", RuleNSGWorldOpen, got)
+	}
+}

@@ -111,7 +111,12 @@ type Model struct {
 type VPC struct {
 	Addr  string
 	CIDRs []netip.Prefix
-	Main  *RouteTable // nil: the implicit main table (local route only)
+	// SpaceAssumed: for an Azure virtual network whose address space is
+	// not known statically (CIDRs empty), the ranges it is read to hold
+	// as its VirtualNetwork tag and as the source its subnets of unknown
+	// range send from (azureSpaceAssumed).
+	SpaceAssumed []netip.Prefix
+	Main         *RouteTable // nil: the implicit main table (local route only)
 	// MaybeMain holds the tables a main route table association not
 	// known statically may make the main table; AnyMain: any table of
 	// the VPC may be (see Model.tablesOf).
@@ -613,7 +618,7 @@ func build(p *tf.Project) *Model {
 			}
 		}
 	}
-	for typ, rs := range azapiAsAzurerm(byType["azapi_resource"]) {
+	for typ, rs := range azapiAsAzurerm(byType["azapi_resource"], byType["azapi_update_resource"]) {
 		byType[typ] = append(byType[typ], rs...)
 	}
 	// Synthetic IDs of the defaults every VPC has (see tf's reader).

@@ -111,6 +111,12 @@ resource "azurerm_mssql_server" "sql" {
   administrator_login_password = var.secret
   public_network_access_enabled = false
 }
+resource "azurerm_postgresql_flexible_server" "pg" {
+  name                          = "pg"
+  administrator_login           = var.user
+  administrator_password        = var.secret
+  public_network_access_enabled = false
+}
 resource "aws_elasticache_replication_group" "cache" {
   replication_group_id       = "cache"
   description                = "cache"
@@ -120,7 +126,7 @@ resource "aws_elasticache_replication_group" "cache" {
 }
 `
 	rep := checkSource(t, src)
-	for _, addr := range []string{"aws_redshift_cluster.rs", "aws_db_instance.db", "azurerm_mssql_server.sql", "aws_elasticache_replication_group.cache"} {
+	for _, addr := range []string{"aws_redshift_cluster.rs", "aws_db_instance.db", "azurerm_mssql_server.sql", "azurerm_postgresql_flexible_server.pg", "aws_elasticache_replication_group.cache"} {
 		for _, f := range activeOn(rep, RuleNotEvaluated, addr) {
 			t.Errorf("note on %s, whose unknown credentials feed no finding: %s", addr, f.Message)
 		}

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -70,8 +71,8 @@ func (m *Model) reachPublishedOne(inet Source, e *Endpoint, p Publish, port int)
 			sgs = map[string]bool{}
 		}
 		src = Source{Name: p.Gateway + " (its subnet is not in the scanned code)", Set: setOf(allAddresses...), SGs: sgs}
-		if len(e.Subnets) > 0 {
-			src.VPC = e.Subnets[0].VPC
+		if subs := append(slices.Clip(e.Subnets), e.SubnetsMaybe...); len(subs) > 0 {
+			src.VPC = subs[0].VPC
 		}
 		what := "security groups"
 		if e.Azure {
@@ -80,7 +81,8 @@ func (m *Model) reachPublishedOne(inet Source, e *Endpoint, p Publish, port int)
 		assumed = append(assumed, fmt.Sprintf("%s: its subnet is not in the scanned code: assumed to be in the network of %s and admitted by its %s", p.Gateway, e.Addr, what))
 	}
 	var back Result
-	if len(e.Subnets) == 0 {
+	if len(e.Subnets) == 0 && (len(e.SubnetsMaybe) == 0 || e.SubnetsAny) {
+		// Placed in no subnet of the model, not even one it may be in.
 		back = m.reachUnplacedFrom(src, e, p.Proto, port)
 	} else {
 		back = m.reach(src, e, p.Proto, port)

@@ -131,6 +131,9 @@ func (m *Model) SubnetSource(s *Subnet, sgs ...string) Source {
 	set := setOf(s.CIDR)
 	if !s.CIDR.IsValid() && s.VPC != nil {
 		set = setOf(s.VPC.CIDRs...) // range unknown: any of its VPC's
+		if len(s.VPC.CIDRs) == 0 {
+			set = setOf(s.VPC.SpaceAssumed...)
+		}
 	}
 	src := Source{Name: s.Addr, VPC: s.VPC, Subnet: s, Set: set, SGs: map[string]bool{}}
 	for _, g := range sgs {

@@ -161,6 +161,9 @@ func azapiSignal(vals map[string]any, update bool) string {
 	if !update && slices.ContainsFunc(read, func(t string) bool { return strings.EqualFold(typ, t) }) {
 		return "" // read as the azurerm resource it writes
 	}
+	if update && strings.EqualFold(typ, azapiSubnetType) && azapiSubnetUpdateRead(vals) {
+		return "" // read as the associations it makes (azapiSubnetUpdate)
+	}
 	for _, p := range azapiInert {
 		if !strings.HasSuffix(p, "/") {
 			p += "/"

@@ -29,7 +29,7 @@ var unreadAttrs = map[string]bool{
 	"engine_version": true, "kubernetes_version": true, "addon_version": true,
 	"key_name": true, "public_key": true, "admin_username": true, "admin_password": true, "admin_ssh_key": true,
 	"os_profile": true, "password": true, "master_password": true, "auth_token": true, "username": true, "master_username": true,
-	"administrator_login": true, "administrator_login_password": true,
+	"administrator_login": true, "administrator_login_password": true, "administrator_password": true,
 	"role_arn": true, "execution_role_arn": true, "task_role_arn": true, "monitoring_role_arn": true, "thumbprint_list": true,
 	"parameter_group_name": true, "option_group_name": true, "final_snapshot_identifier": true,
 	"skip_final_snapshot": true, "backup_retention_period": true, "deletion_protection": true,

@@ -11,7 +11,8 @@ import (
 
 // vpnGatewayTypes are the gateways a network behind a VPN sends through:
 // a route to one carries that network's traffic (peerSources).
-var vpnGatewayTypes = map[string]bool{"aws_vpn_gateway": true, "azurerm_virtual_network_gateway": true}
+var vpnGatewayTypes = map[string]bool{"aws_vpn_gateway": true, "azurerm_virtual_network_gateway": true,
+	"azurerm_vpn_gateway": true, "azurerm_point_to_site_vpn_gateway": true}
 
 // buildVPNRoutes adds the routes a VPN gateway propagates into route
 // tables (aws_vpn_gateway_route_propagation, or a table's propagating_vgws):

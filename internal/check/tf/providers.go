@@ -36,6 +36,12 @@ func (l *loader) requiredProviders(bd *body) {
 		}
 		for name, e := range b.body.attrs {
 			v, diags := e.Value(nil)
+			if diags.HasErrors() {
+				// configuration_aliases = [azurerm.runtime] names
+				// provider configurations, which evaluate to nothing:
+				// the version is read alone.
+				v, diags = objectItem(e, "version")
+			}
 			if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() {
 				continue
 			}
@@ -368,4 +374,20 @@ func overlaps(a, b map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// objectItem evaluates the item named key of an object written in place,
+// { version = "3.43.0", ... }, alone; an error when e is not such an
+// object or has no such item.
+func objectItem(e hcl.Expression, key string) (cty.Value, hcl.Diagnostics) {
+	items, diags := hcl.ExprMap(e)
+	if diags.HasErrors() {
+		return cty.NilVal, diags
+	}
+	for _, it := range items {
+		if hcl.ExprAsKeyword(it.Key) == key {
+			return it.Value.Value(nil)
+		}
+	}
+	return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "no " + key}}
 }

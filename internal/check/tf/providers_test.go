@@ -171,3 +171,29 @@ resource "aws_vpc" "unknown" {
 		}
 	}
 }
+
+// TestRequiredProvidersWithAliases checks that a required_providers entry
+// that declares configuration_aliases, references to provider
+// configurations that evaluate to nothing, still gives its version
+// constraint; the whole entry failed to evaluate and the constraint was
+// lost, so a provider pinned before a default changed was read as the
+// newest.
+func TestRequiredProvidersWithAliases(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+terraform {
+  required_providers {
+    azurerm = {
+      source                = "hashicorp/azurerm"
+      version               = "3.43.0"
+      configuration_aliases = [azurerm.runtime]
+    }
+  }
+}
+`)},
+	}, Options{})
+	got := p.Providers["azurerm"].Constraints
+	if len(got) != 1 || got[0] != "3.43.0" {
+		t.Fatalf("azurerm constraints %q, want [3.43.0]", got)
+	}
+}
