@@ -95,6 +95,7 @@ type Server struct {
 	td        spiffeid.TrustDomain
 	meta      Meta
 	trust     *identity.Trust
+	tags      revTags    // tags of the revocation list (carried.go)
 	caMu      sync.Mutex // serializes CA changes (rotation, load)
 	ca        *ca.CA
 	hub       *hub
@@ -177,6 +178,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.auditRestore(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadTagKey(ctx); err != nil {
 		return nil, err
 	}
 	td, err := identity.ParseTrustDomain(s.meta.TrustDomain)
