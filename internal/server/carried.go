@@ -235,6 +235,10 @@ func (s *Server) handleCarried(w http.ResponseWriter, r *http.Request, c *caller
 		writeError(w, err)
 		return
 	}
+	if err := s.markReported(ctx, epoch.Epoch, c.Name); err != nil {
+		writeError(w, err)
+		return
+	}
 	for _, target := range added {
 		e := audit.Entry{Time: s.now().UTC(), Actor: c.ID, Role: "node", Action: ActionCarried, Target: target, Result: "ok",
 			Detail: map[string]string{"reported_by": c.Name, "epoch": strconv.FormatInt(epoch.Epoch, 10)}}

@@ -46,6 +46,10 @@ type restoreRecord struct {
 	// audit entry (auditRestore), Audited is set once it is written.
 	AuditedBy string `json:"audited_by,omitempty"`
 	Audited   bool   `json:"audited,omitempty"`
+	// Started is when the first server started on the restored store
+	// (the one that claimed the audit entry): the credentials it signs
+	// are held from then (restorehold.go).
+	Started time.Time `json:"started,omitzero"`
 }
 
 // readEpoch returns the store's restore record and its revision (0 and a
@@ -103,7 +107,7 @@ func (s *Server) auditRestore(ctx context.Context) error {
 		return nil
 	}
 	if rec.AuditedBy == "" {
-		rec.AuditedBy = s.cfg.Name
+		rec.AuditedBy, rec.Started = s.cfg.Name, s.now().UTC()
 		r, err := s.st.Txn(ctx, []store.Cond{{Key: keyEpoch, ModRevision: modRev}}, []store.Op{store.Put(keyEpoch, mustJSON(rec))})
 		if errors.Is(err, store.ErrConflict) {
 			// Another server claimed it (or a restore moved the epoch

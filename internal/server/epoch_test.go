@@ -200,14 +200,14 @@ func TestRestoreAuditedOnceByTwo(t *testing.T) {
 		return f.log.Record(ctx, e)
 	})
 	first := make(chan *Server, 1)
-	go func() { first <- startOn(t, f, url, "a", rec) }()
+	go func() { first <- startOn(t, f, url, "a", rec, nil) }()
 	select {
 	case <-in:
 	case s := <-first:
 		t.Fatalf("server a started (%v) without writing the restore's entry", s != nil)
 	}
 	t.Log("a writes the restore's entry; b starts meanwhile")
-	startOn(t, f, url, "b", rec)
+	startOn(t, f, url, "b", rec, nil)
 	close(release)
 	if s := <-first; s == nil {
 		t.Fatal("server a did not start")
@@ -235,9 +235,10 @@ func TestRestoreAuditedOnceByTwo(t *testing.T) {
 }
 
 // startOn starts a server named name on the etcd store at url, sharing
-// f's keyring and audit log through rec, and returns it once ready (nil
-// if it failed to start, which the test is then failed for).
-func startOn(t *testing.T, f *authFixture, url, name string, rec audit.Recorder) *Server {
+// f's keyring and audit log through rec, on the clock now (nil: the
+// system's), and returns it once ready (nil if it failed to start, which
+// the test is then failed for).
+func startOn(t *testing.T, f *authFixture, url, name string, rec audit.Recorder, now func() time.Time) *Server {
 	st, err := store.OpenEtcd(f.ctx, store.EtcdConfig{Endpoints: []string{url}, Prefix: "/moat/",
 		Sealer: NewStoreSealer(f.kr.AEAD()), RequestTimeout: 3 * time.Second})
 	if err != nil {
@@ -253,7 +254,7 @@ func startOn(t *testing.T, f *authFixture, url, name string, rec audit.Recorder)
 	t.Cleanup(func() { fs.Close() })
 	ctx, cancel := context.WithCancel(f.ctx)
 	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Name: name, Store: st, Sealer: f.kr.AEAD(), Audit: rec, AuditLog: f.log, Flows: fs,
-		Heartbeat: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+		Heartbeat: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler), Now: now})
 	if err != nil {
 		cancel()
 		t.Error(err)
