@@ -205,8 +205,17 @@ func (s *Server) handleCarried(w http.ResponseWriter, r *http.Request, c *caller
 	}
 	if err != nil {
 		// Counted and summed up with every refused call, not logged one
-		// by one: a node may send as many as it likes.
+		// by one: a node may send as many as it likes. The node has
+		// reported all the same: what it carries is of no use here (a
+		// tag under a key this store does not hold), so the credentials
+		// held for the agents' reports (restorehold.go) wait no longer
+		// for it.
 		s.refuse(r, c, ActionCarried, err)
+		if rec, _, rerr := readEpoch(ctx, s.st); rerr == nil {
+			if merr := s.markReported(ctx, rec.Epoch, c.Name); merr != nil {
+				s.log.Warn("a refused report not recorded as made", "node", c.Name, "err", merr)
+			}
+		}
 		writeError(w, err)
 		return
 	}

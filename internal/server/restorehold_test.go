@@ -15,8 +15,9 @@ import (
 // TestRestoreHold: a control plane restored from a backup signs nothing
 // for a node (here, a renewal) while an agent of another node of its
 // registry has not reported the revocations it carries, and says for
-// whom it waits; once they have reported, or once restoreHold has passed
-// since the first server started on the restored store, it signs again.
+// whom it waits; once they have reported (a report refused counts), or
+// once restoreHold has passed since the first server started on the
+// restored store, it signs again.
 func TestRestoreHold(t *testing.T) {
 	url := storetest.StartEtcd(t)
 	f := newAuthFixtureWith(t, authOptions{etcd: []string{url}})
@@ -57,13 +58,26 @@ func TestRestoreHold(t *testing.T) {
 		t.Fatalf("renewal once web-2 reported: %d %s", code, e)
 	}
 
-	t.Log("restored again: held again, until restoreHold has passed")
+	t.Log("restored again: a report refused (a tag under a key the store does not hold) counts as made")
 	c := restore("c")
 	if code, e := renew(c); code != http.StatusServiceUnavailable {
 		t.Fatalf("renewal at the new epoch: %d %q, want 503", code, e)
 	}
-	ahead.Store(int64(restoreHold))
+	forged := api.CarriedReport{Revocations: []api.CarriedRevocation{{ID: "spiffe://example.org/svc/api", Tag: make([]byte, revTagLen)}}}
+	if code, e := c.call(t, web2, "POST", api.PathNodeCarried, forged, nil); code != http.StatusForbidden {
+		t.Fatalf("web-2's report under another key: %d %s, want 403", code, e.Error)
+	}
 	if code, e := renew(c); code != http.StatusOK {
+		t.Fatalf("renewal once web-2's report was refused: %d %s", code, e)
+	}
+
+	t.Log("restored once more: held until restoreHold has passed")
+	d := restore("d")
+	if code, e := renew(d); code != http.StatusServiceUnavailable {
+		t.Fatalf("renewal at the newest epoch: %d %q, want 503", code, e)
+	}
+	ahead.Store(int64(restoreHold))
+	if code, e := renew(d); code != http.StatusOK {
 		t.Fatalf("renewal once restoreHold passed: %d %s", code, e)
 	}
 }
