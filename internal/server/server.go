@@ -95,18 +95,19 @@ type Server struct {
 	td        spiffeid.TrustDomain
 	meta      Meta
 	trust     *identity.Trust
-	tags      revTags // tags of the revocation list (carried.go)
+	caMu      sync.Mutex // serializes CA changes (rotation, load)
+	ca        *ca.CA
+	hub       *hub
+	m         *serverMetrics
+	ln        net.Listener
+	ready     chan struct{}
+	certMu    sync.RWMutex // guards cert
+	cert      *tls.Certificate
+	// tags tags the revocation list (carried.go).
+	tags revTags
 	// settled is the restore epoch whose hold on credentials is over
 	// (restorehold.go).
 	settled atomic.Int64
-	caMu    sync.Mutex // serializes CA changes (rotation, load)
-	ca      *ca.CA
-	hub     *hub
-	m       *serverMetrics
-	ln      net.Listener
-	ready   chan struct{}
-	certMu  sync.RWMutex // guards cert
-	cert    *tls.Certificate
 	// store is what is known of the store's answers (storeup.go).
 	store storeState
 	// refused counts refused calls until the next summary entry.
