@@ -491,6 +491,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.renewLoop)
 	run(a.runMesh)
 	run(a.reportHealth)
+	run(a.reportCarried)
 	run(a.witnessLoop)
 	run(a.shipper.Run)
 	run(a.runFirewall)

@@ -25,13 +25,16 @@ type cached struct {
 	Nodes       []api.Node           `json:"nodes"`
 	Policy      api.Policy           `json:"policy"`
 	Revocations identity.Revocations `json:"revocations"`
-	Bundle      [][]byte             `json:"bundle"`
+	// RevocationTags are the tags of the list the control plane sent
+	// last (api.Update.RevocationTags).
+	RevocationTags map[string][]byte `json:"revocation_tags,omitempty"`
+	Bundle         [][]byte          `json:"bundle"`
 }
 
 // saveCache writes the current state atomically.
 func (a *Agent) saveCache() error {
 	a.mu.RLock()
-	c := cached{Epoch: a.state.epoch, Revision: a.state.revision, Policy: a.state.policy, Revocations: a.trust.Revocations()}
+	c := cached{Epoch: a.state.epoch, Revision: a.state.revision, Policy: a.state.policy, Revocations: a.trust.Revocations(), RevocationTags: a.state.revTags}
 	for _, r := range a.state.services {
 		c.Services = append(c.Services, r)
 	}
@@ -108,12 +111,15 @@ func decodeCache(data []byte) (api.Update, error) {
 			return api.Update{}, fmt.Errorf("agent: cache: nodes[%d]: %w", i, err)
 		}
 	}
+	if err := checkTags(c.RevocationTags, c.Revocations); err != nil {
+		return api.Update{}, fmt.Errorf("agent: cache: revocation tags: %w", err)
+	}
 	if len(c.Bundle) > 0 {
 		if _, err := api.ParseChain(c.Bundle); err != nil {
 			return api.Update{}, fmt.Errorf("agent: cache: bundle: %w", err)
 		}
 	}
-	u := api.Update{Full: true, Epoch: c.Epoch, Revision: c.Revision, Services: c.Services, Nodes: c.Nodes, Policy: &c.Policy, Revocations: &c.Revocations}
+	u := api.Update{Full: true, Epoch: c.Epoch, Revision: c.Revision, Services: c.Services, Nodes: c.Nodes, Policy: &c.Policy, Revocations: &c.Revocations, RevocationTags: c.RevocationTags}
 	if len(c.Bundle) > 0 {
 		u.Bundle = c.Bundle
 	}

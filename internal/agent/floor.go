@@ -48,7 +48,11 @@ import (
 // floor carries on (Carried), merged into every list taken, each serial
 // until its certificate would have ended, each revoked identity for good,
 // as the control plane keeps them; past maxCarried, the newer epoch is
-// refused rather than any of them forgotten.
+// refused rather than any of them forgotten. With each revocation carried
+// the floor keeps the tag the control plane streamed with it
+// (api.Update.RevocationTags), and the agent reports those the list lacks
+// to the restored control plane (reportCarried), which applies again
+// those it tagged itself.
 //
 // moat agent floor reset (ResetFloor), with the agent stopped, drops
 // FloorFile: for a control plane rolled back without a newer epoch (a
@@ -61,14 +65,15 @@ import (
 const FloorFile = "floor.json"
 
 // maxFloorBytes bounds what the agent reads of FloorFile.
-const maxFloorBytes = 512 << 10
+const maxFloorBytes = 1 << 20
 
 // maxCarried bounds the revoked identities and serials the floor carries
-// across a restore, and maxCarriedLen each one, so that FloorFile stays
-// within maxFloorBytes.
+// across a restore, maxCarriedLen each one and maxTagLen the tag of each,
+// so that FloorFile stays within maxFloorBytes.
 const (
-	maxCarried    = 1024
+	maxCarried    = api.MaxCarriedReport
 	maxCarriedLen = 256
+	maxTagLen     = 64
 )
 
 // maxRevokedGrants bounds the revoked grants the floor keeps, and
@@ -97,6 +102,9 @@ type floorState struct {
 	// Carried are the revocations held before a restore that the restored
 	// control plane's list lacks (Version unused).
 	Carried *identity.Revocations `json:"carried,omitempty"`
+	// CarriedTags are the control plane's tags of the carried
+	// revocations, by ID or serial (none for one carried before tags).
+	CarriedTags map[string][]byte `json:"carried_tags,omitempty"`
 }
 
 // revokedGrant is a grant of this node seen revoked, and when it would
@@ -110,11 +118,12 @@ type revokedGrant struct {
 // refusals counted.
 type floor struct {
 	path        string
-	mu          sync.Mutex // guards v, grants and closedUntil
+	mu          sync.Mutex // guards v, grants, closedUntil, carried and carriedTags
 	v           Versions
 	grants      map[string]time.Time // revoked grant ID → when it would have ended
 	closedUntil time.Time
 	carried     identity.Revocations
+	carriedTags map[string][]byte // tags of carried's IDs and serials
 	refused     atomic.Int64
 }
 
@@ -165,6 +174,12 @@ func (f *floor) set(st floorState, now time.Time) error {
 			return fmt.Errorf("carried revocations: %w", err)
 		}
 		f.carried = carriedAt(*st.Carried, now)
+		if err := checkTags(st.CarriedTags, *st.Carried); err != nil {
+			return fmt.Errorf("carried revocations: %w", err)
+		}
+		f.carriedTags = tagsOf(st.CarriedTags, f.carried)
+	} else if len(st.CarriedTags) > 0 {
+		return errors.New("carried revocation tags without carried revocations")
 	}
 	if len(st.RevokedGrants) > maxRevokedGrants {
 		return fmt.Errorf("%d revoked grants, more than %d", len(st.RevokedGrants), maxRevokedGrants)
@@ -186,6 +201,7 @@ func (f *floor) saveLocked() error {
 	st := floorState{Versions: f.v, GrantsClosedUntil: f.closedUntil}
 	if len(f.carried.IDs)+len(f.carried.Serials) > 0 || !f.carried.Pruned.IsZero() {
 		st.Carried = &f.carried
+		st.CarriedTags = f.carriedTags
 	}
 	for id, until := range f.grants {
 		st.RevokedGrants = append(st.RevokedGrants, revokedGrant{ID: id, Until: until})
@@ -379,13 +395,15 @@ func ResetFloor(dataDir string) (DroppedFloor, error) {
 }
 
 // enter takes u, a snapshot of a newer epoch than the floor's (admit let
-// it through), against held, the revocation list the agent holds: the
-// floor's versions become u's, and what held lists that u's list lacks is
-// carried, leaving out the serials whose certificates ended by now. It
+// it through), against held, the revocation list the agent holds, and
+// heldTags, the tags of the list the agent took last: the floor's
+// versions become u's, and what held lists that u's list lacks is
+// carried with its tag (from heldTags, or as carried before), leaving out
+// the serials whose certificates ended by now. It
 // returns how many revocations are carried, and refuses (changing
 // nothing) when they are more than maxCarried or one is longer than
 // maxCarriedLen.
-func (f *floor) enter(u api.Update, held identity.Revocations, now time.Time) (int, error) {
+func (f *floor) enter(u api.Update, held identity.Revocations, heldTags map[string][]byte, now time.Time) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if held.Version < f.v.Revocations {
@@ -417,11 +435,22 @@ func (f *floor) enter(u api.Update, held identity.Revocations, now time.Time) (i
 	if err := checkCarried(c); err != nil {
 		return 0, fmt.Errorf("store epoch %d: of the revocations this node holds, those the restored list lacks: %w; moat agent floor reset, with the agent stopped, drops them", u.Epoch, err)
 	}
+	tags := map[string][]byte{}
+	for _, k := range append(slices.Clone(c.IDs), c.Serials...) {
+		if t, ok := heldTags[k]; ok {
+			tags[k] = t
+		} else if t, ok := f.carriedTags[k]; ok {
+			tags[k] = t
+		}
+	}
+	if err := checkTags(tags, c); err != nil {
+		return 0, fmt.Errorf("store epoch %d: the tags of the revocations to carry: %w; moat agent floor reset, with the agent stopped, drops them", u.Epoch, err)
+	}
 	v := Versions{Epoch: u.Epoch, Revision: u.Revision, Revocations: listed.Version}
 	if u.Policy != nil {
 		v.Policy = u.Policy.Version
 	}
-	f.v, f.carried = v, c
+	f.v, f.carried, f.carriedTags = v, c, tags
 	return len(c.IDs) + len(c.Serials), f.saveLocked()
 }
 
@@ -459,6 +488,65 @@ func checkCarried(c identity.Revocations) error {
 		return fmt.Errorf("%d expiries for %d serials", len(c.Expires), len(c.Serials))
 	}
 	return nil
+}
+
+// checkTags bounds the tags of c's revocations.
+func checkTags(tags map[string][]byte, c identity.Revocations) error {
+	for k, t := range tags {
+		if !slices.Contains(c.IDs, k) && !slices.Contains(c.Serials, k) {
+			return fmt.Errorf("a tag of %q, which is not carried", k)
+		}
+		if len(t) == 0 || len(t) > maxTagLen {
+			return fmt.Errorf("a tag of %d bytes (want 1 to %d)", len(t), maxTagLen)
+		}
+	}
+	return nil
+}
+
+// tagsOf returns the tags of c's revocations (those not carried any more
+// left out).
+func tagsOf(tags map[string][]byte, c identity.Revocations) map[string][]byte {
+	out := map[string][]byte{}
+	for _, k := range append(slices.Clone(c.IDs), c.Serials...) {
+		if t, ok := tags[k]; ok {
+			out[k] = t
+		}
+	}
+	return out
+}
+
+// lacking returns the revocations the floor carries that listed lacks,
+// each with its tag, as a report to the control plane; those carried
+// without a tag (since before tags) are left out, and so are the serials
+// whose certificates ended by now.
+func (f *floor) lacking(listed identity.Revocations, now time.Time) api.CarriedReport {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var rep api.CarriedReport
+	if len(f.carriedTags) == 0 {
+		return rep
+	}
+	in := make(map[string]bool, len(listed.IDs)+len(listed.Serials))
+	for _, k := range listed.IDs {
+		in[k] = true
+	}
+	for _, k := range listed.Serials {
+		in[k] = true
+	}
+	for _, id := range f.carried.IDs {
+		if t, ok := f.carriedTags[id]; ok && !in[id] {
+			rep.Revocations = append(rep.Revocations, api.CarriedRevocation{ID: id, Tag: t})
+		}
+	}
+	for _, sn := range f.carried.Serials {
+		t, ok := f.carriedTags[sn]
+		end := f.carried.Expires[sn]
+		if !ok || in[sn] || !end.IsZero() && !now.Before(end) {
+			continue
+		}
+		rep.Revocations = append(rep.Revocations, api.CarriedRevocation{Serial: sn, Expires: end, Tag: t})
+	}
+	return rep
 }
 
 // withCarried returns r with the revocations the floor carries added:

@@ -240,7 +240,7 @@ func TestFloorEpoch(t *testing.T) {
 	if err := f.admit(restored); err != nil {
 		t.Fatalf("snapshot of a newer epoch refused: %v", err)
 	}
-	if _, err := f.enter(restored, identity.Revocations{Version: 9}, time.Time{}); err != nil {
+	if _, err := f.enter(restored, identity.Revocations{Version: 9}, nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.raise(restored); err != nil {
@@ -298,7 +298,7 @@ func TestFloorCarriesRevocations(t *testing.T) {
 	}
 	listed := identity.Revocations{Version: 2, IDs: []string{"spiffe://example.org/svc/old"}, Serials: []string{"d4"}, Expires: map[string]time.Time{"d4": now.Add(time.Hour)}}
 	u := api.Update{Epoch: 7, Full: true, Revision: 3, Revocations: &listed, Policy: &api.Policy{}}
-	n, err := f.enter(u, held, now)
+	n, err := f.enter(u, held, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestFloorCarriesRevocations(t *testing.T) {
 
 	// The list the floor vouches for not held (the state cache lost): what
 	// to carry is not known, and the newer epoch is refused.
-	if _, err := again.enter(api.Update{Epoch: 8, Full: true, Revision: 1, Revocations: &identity.Revocations{}}, identity.Revocations{Version: 1}, now); err == nil || !strings.Contains(err.Error(), "took revocation list version 2 but holds version 1") {
+	if _, err := again.enter(api.Update{Epoch: 8, Full: true, Revision: 1, Revocations: &identity.Revocations{}}, identity.Revocations{Version: 1}, nil, now); err == nil || !strings.Contains(err.Error(), "took revocation list version 2 but holds version 1") {
 		t.Fatalf("held list older than the floor's: %v", err)
 	}
 
@@ -346,7 +346,7 @@ func TestFloorCarriesRevocations(t *testing.T) {
 	for i := range maxCarried + 1 {
 		many.Serials = append(many.Serials, fmt.Sprintf("%x", i+1000))
 	}
-	_, err = again.enter(api.Update{Epoch: 8, Full: true, Revision: 1, Revocations: &identity.Revocations{}}, many, now)
+	_, err = again.enter(api.Update{Epoch: 8, Full: true, Revision: 1, Revocations: &identity.Revocations{}}, many, nil, now)
 	if err == nil || !strings.Contains(err.Error(), "more than 1024") || !strings.Contains(err.Error(), "moat agent floor reset") {
 		t.Fatalf("too many to carry: %v", err)
 	}
@@ -388,4 +388,64 @@ func FuzzLoadFloor(f *testing.F) {
 			t.Fatalf("round trip: %+v %v, then %+v %v", fl.v, fl.carried, again.v, again.carried)
 		}
 	})
+}
+
+// TestFloorCarriesTags: each revocation carried across a restore keeps
+// the tag its list came with, after a restart too; the report holds those
+// the list taken lacks, with their tags, leaving out what carries no tag
+// (carried before tags) and serials ended; a second restore carries the
+// tags of what was carried before; a floor holding a tag of a revocation
+// it does not carry, or an oversized tag, does not load.
+func TestFloorCarriesTags(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	f, err := loadFloor(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := identity.Revocations{Version: 4,
+		IDs:     []string{"spiffe://example.org/node/lost", "spiffe://example.org/svc/untagged"},
+		Serials: []string{"a1", "b2"},
+		Expires: map[string]time.Time{"a1": now.Add(time.Hour), "b2": now.Add(2 * time.Hour)},
+	}
+	tags := map[string][]byte{"spiffe://example.org/node/lost": []byte("tag-lost"), "a1": []byte("tag-a1"), "b2": []byte("tag-b2")}
+	u := api.Update{Epoch: 7, Full: true, Revision: 3, Revocations: &identity.Revocations{Version: 1}, Policy: &api.Policy{}}
+	if n, err := f.enter(u, held, tags, now); err != nil || n != 4 {
+		t.Fatalf("enter: carried %d, %v; want 4", n, err)
+	}
+	again, err := loadFloor(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := again.lacking(identity.Revocations{Version: 2, Serials: []string{"b2"}}, now.Add(90*time.Minute))
+	if len(rep.Revocations) != 1 || rep.Revocations[0].ID != "spiffe://example.org/node/lost" || string(rep.Revocations[0].Tag) != "tag-lost" {
+		t.Fatalf("report once a1 ended and b2 is listed: %+v, want node/lost with its tag alone", rep.Revocations)
+	}
+	rep = again.lacking(identity.Revocations{}, now)
+	if len(rep.Revocations) != 3 || rep.Revocations[1].Serial != "a1" || string(rep.Revocations[1].Tag) != "tag-a1" || !rep.Revocations[1].Expires.Equal(now.Add(time.Hour)) {
+		t.Fatalf("report against an empty list: %+v, want node/lost, a1 and b2 with their tags and ends", rep.Revocations)
+	}
+
+	t.Log("a second restore: what was carried keeps its tag")
+	u2 := api.Update{Epoch: 9, Full: true, Revision: 2, Revocations: &identity.Revocations{}, Policy: &api.Policy{}}
+	if _, err := again.enter(u2, again.withCarried(identity.Revocations{Version: 1}), nil, now); err != nil {
+		t.Fatal(err)
+	}
+	if rep := again.lacking(identity.Revocations{}, now); len(rep.Revocations) != 3 || string(rep.Revocations[0].Tag) != "tag-lost" {
+		t.Fatalf("report after a second restore: %+v", rep.Revocations)
+	}
+
+	for name, c := range map[string]struct{ tags, want string }{
+		"a tag of what is not carried": {`{"spiffe://example.org/svc/other":"dGFn"}`, `a tag of "spiffe://example.org/svc/other", which is not carried`},
+		"an oversized tag":             {`{"a1":"` + strings.Repeat("A", 100) + `"}`, "a tag of 75 bytes (want 1 to 64)"},
+	} {
+		d := t.TempDir()
+		body := `{"epoch":7,"revision":3,"revocations":1,"policy":0,"carried":{"version":0,"serials":["a1"]},"carried_tags":` + c.tags + `}`
+		if err := os.WriteFile(filepath.Join(d, FloorFile), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadFloor(d, now); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", name, err, c.want)
+		}
+	}
 }

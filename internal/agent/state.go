@@ -23,6 +23,11 @@ type state struct {
 	grants   map[string]api.Grant // this node's break-glass grants
 	revision int64
 	epoch    int64 // the store's restore epoch
+	// listed is the revocation list of the latest frame that carried
+	// one, without the revocations the floor carries, and revTags its
+	// tags.
+	listed  identity.Revocations
+	revTags map[string][]byte
 }
 
 // broadcast wakes every waiter at each Notify.
@@ -62,7 +67,10 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	}
 	// The cache, read at start, does not move the floor (see below).
 	if from := a.floor.epoch(); u.Epoch > from && save {
-		n, err := a.floor.enter(u, a.trust.Revocations(), a.cfg.Now())
+		a.mu.RLock()
+		held := a.state.revTags
+		a.mu.RUnlock()
+		n, err := a.floor.enter(u, a.trust.Revocations(), held, a.cfg.Now())
 		if err != nil {
 			a.refuse(err)
 			return nil
@@ -90,6 +98,9 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	}
 	if u.Policy != nil {
 		a.state.policy = *u.Policy
+	}
+	if u.Revocations != nil {
+		a.state.listed, a.state.revTags = *u.Revocations, u.RevocationTags
 	}
 	for _, r := range u.Services {
 		a.state.services[r.Name] = r

@@ -68,6 +68,10 @@ const (
 	// PathAuditStored serves entries as stored (sealed or not), ?from=&to=,
 	// so that a client recomputes the tree itself (viewer).
 	PathAuditStored = "/v1/admin/audit/stored"
+
+	// PathNodeCarried takes the revocations an agent carried across a
+	// restore that the control plane's list lacks (CarriedReport).
+	PathNodeCarried = "/v1/node/revocations/carried"
 )
 
 // Roles, weakest first. A role may do everything the roles before it may.
@@ -586,7 +590,41 @@ type Update struct {
 	Grants []Grant `json:"grants,omitempty"`
 	// Heartbeat frames carry nothing but keep the stream's liveness visible.
 	Heartbeat bool `json:"heartbeat,omitempty"`
+
+	// RevocationTags go with Revocations: the control plane's tag of each
+	// ID and serial it lists, which an agent keeps with a revocation it
+	// carries across a restore, so that the restored control plane tells
+	// the revocations it made itself from others (CarriedReport).
+	RevocationTags map[string][]byte `json:"revocation_tags,omitempty"`
 }
+
+// CarriedReport is PathNodeCarried's body: revocations an agent carried
+// across a restore that the restored list lacks, each with the tag the
+// control plane streamed with it. The server applies them again only if
+// every tag is its own; at most MaxCarriedReport of them.
+type CarriedReport struct {
+	Revocations []CarriedRevocation `json:"revocations"`
+}
+
+// CarriedRevocation is one revoked ID or serial of a CarriedReport.
+type CarriedRevocation struct {
+	ID     string `json:"id,omitempty"`
+	Serial string `json:"serial,omitempty"`
+	// Expires is the serial's certificate's NotAfter as the list held it
+	// (zero: not known, listed for good).
+	Expires time.Time `json:"expires,omitzero"`
+	Tag     []byte    `json:"tag"`
+}
+
+// CarriedResult is PathNodeCarried's answer: how many of the report's
+// revocations the list lacked and now holds.
+type CarriedResult struct {
+	Applied int `json:"applied"`
+}
+
+// MaxCarriedReport bounds the revocations of a CarriedReport (the agent
+// carries no more).
+const MaxCarriedReport = 1024
 
 // Health is PathHealth's answer while the server serves.
 type Health struct {

@@ -94,8 +94,9 @@ func backupRestoreCommand() *Command {
 			"be absent or empty. The KEK is the server's (default DIR.kek).\n" +
 			"The restored store is marked with a new epoch, above every one before it:\n" +
 			"agents take its state over the newer versions they hold (no moat agent\n" +
-			"floor reset), keeping the revocations they hold that it lacks, and still\n" +
-			"refuse a store of an earlier epoch. The first server started on it records\n" +
+			"floor reset), keeping the revocations they hold that it lacks and handing\n" +
+			"them back (the control plane applies again those it tagged itself), and\n" +
+			"still refuse a store of an earlier epoch. One server started on it records\n" +
 			"the restore in the audit log; the log restored is the backup's, which the\n" +
 			"witnesses of a longer one refuse until moat agent witness reset.\n" +
 			"With --config naming an etcd store, the state and keyring are then loaded\n" +
@@ -191,7 +192,7 @@ func backupRestoreCommand() *Command {
 				fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s\nnext: moat server run --data-dir %s\n",
 					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.DataDir)
 			}
-			fmt.Fprintf(e.Stdout, "store epoch %d: agents take the restored state over the older one they hold, keeping the revocations they hold\n", epoch)
+			fmt.Fprintf(e.Stdout, "store epoch %d: agents take the restored state over the older one they hold, keeping the revocations they hold and handing back those it lacks\n", epoch)
 			return nil
 		},
 	}

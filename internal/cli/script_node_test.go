@@ -149,12 +149,13 @@ func cmdConnect(ts *testscript.TestScript, neg bool, args []string) {
 
 // cmdNodePost posts the JSON of FILE to the control plane's PATH with
 // the credentials of NODE's agent (unsealed as root on the node can), as
-// a compromised agent would, and prints the answer. In a JSON array, an
+// a compromised agent would, and prints the answer (! nodepost: expects
+// the call refused, and prints why to stderr). In a JSON array, an
 // element's "time" of 0 is replaced by the present, so that flow records
 // are recent.
 func cmdNodePost(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 3 || neg {
-		ts.Fatalf("usage: nodepost NODE PATH FILE")
+	if len(args) != 3 {
+		ts.Fatalf("usage: [!] nodepost NODE PATH FILE")
 	}
 	node, path, data := args[0], args[1], filepath.Join(ts.Getenv("WORK"), args[0])
 	var body any
@@ -185,6 +186,14 @@ func cmdNodePost(ts *testscript.TestScript, neg bool, args []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out json.RawMessage
-	ts.Check(cl.Call(ctx, http.MethodPost, path, body, &out))
+	err = cl.Call(ctx, http.MethodPost, path, body, &out)
+	switch {
+	case neg && err == nil:
+		ts.Fatalf("nodepost %s %s: answered %s, want a refusal", node, path, out)
+	case neg:
+		fmt.Fprintf(ts.Stderr(), "%v\n", err)
+		return
+	}
+	ts.Check(err)
 	fmt.Fprintf(ts.Stdout(), "%s\n", out)
 }

@@ -42,8 +42,14 @@ type restoreRecord struct {
 	// Restored is when the restore was made, BackupMade when the backup was.
 	Restored   time.Time `json:"restored"`
 	BackupMade time.Time `json:"backup_made"`
-	// Audited is set once the restore is an entry of the audit log.
-	Audited bool `json:"audited,omitempty"`
+	// AuditedBy names the server that took the writing of the restore's
+	// audit entry (auditRestore), Audited is set once it is written.
+	AuditedBy string `json:"audited_by,omitempty"`
+	Audited   bool   `json:"audited,omitempty"`
+	// Started is when the first server started on the restored store
+	// (the one that claimed the audit entry): the credentials it signs
+	// are held from then (restorehold.go).
+	Started time.Time `json:"started,omitzero"`
 }
 
 // readEpoch returns the store's restore record and its revision (0 and a
@@ -85,15 +91,33 @@ func MarkRestored(ctx context.Context, st store.Store, backupMade, now time.Time
 // auditRestore writes the audit entry of a restore not yet recorded, then
 // marks it recorded. The restored log is the backup's: the entry says
 // how many entries it held, so that a witness of a longer log sees where
-// it was cut back and why. Servers starting together on one restored
-// store may each write it (it is recorded at least once).
+// it was cut back and why. Of servers starting together on one restored
+// store, exactly one writes it: each first claims the writing under a
+// check of the restore record's revision (AuditedBy), and only the one
+// whose claim lands writes; the others find the claim and leave it. A
+// server stopped between its claim and the entry writes it when it starts
+// again (under the same name), which the others cannot tell from one
+// still writing.
 func (s *Server) auditRestore(ctx context.Context) error {
 	rec, modRev, err := readEpoch(ctx, s.st)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	if modRev == 0 || rec.Audited {
+	if modRev == 0 || rec.Audited || (rec.AuditedBy != "" && rec.AuditedBy != s.cfg.Name) {
 		return nil
+	}
+	if rec.AuditedBy == "" {
+		rec.AuditedBy, rec.Started = s.cfg.Name, s.now().UTC()
+		r, err := s.st.Txn(ctx, []store.Cond{{Key: keyEpoch, ModRevision: modRev}}, []store.Op{store.Put(keyEpoch, mustJSON(rec))})
+		if errors.Is(err, store.ErrConflict) {
+			// Another server claimed it (or a restore moved the epoch
+			// on, which its first server records).
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("server: claiming the restore's audit entry: %w", err)
+		}
+		modRev = r
 	}
 	d := map[string]string{
 		"epoch":       strconv.FormatInt(rec.Epoch, 10),

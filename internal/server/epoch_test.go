@@ -5,12 +5,16 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
+	"moat/internal/flow/flowstore"
 	"moat/internal/store"
 	"moat/internal/store/storetest"
 	"moat/internal/testkit"
@@ -172,5 +176,98 @@ func (w *watchStream) ends(t *testing.T) {
 		if !u.Heartbeat {
 			t.Fatalf("frame after the store was restored: %+v", u)
 		}
+	}
+}
+
+// TestRestoreAuditedOnceByTwo: two servers starting together on one
+// restored etcd store write the restore's audit entry once between them.
+// The first is held inside its write of the entry while the second
+// starts: the second finds the writing claimed (and, before the claim,
+// wrote it a second time).
+func TestRestoreAuditedOnceByTwo(t *testing.T) {
+	url := storetest.StartEtcd(t)
+	f := newAuthFixtureWith(t, authOptions{etcd: []string{url}})
+	if _, err := MarkRestored(f.ctx, f.st, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), time.Unix(1_800_000_000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	in, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	rec := audit.RecorderFunc(func(ctx context.Context, e audit.Entry) error {
+		if e.Action == ActionRestored && held.CompareAndSwap(false, true) {
+			close(in)
+			<-release
+		}
+		return f.log.Record(ctx, e)
+	})
+	first := make(chan *Server, 1)
+	go func() { first <- startOn(t, f, url, "a", rec, nil) }()
+	select {
+	case <-in:
+	case s := <-first:
+		t.Fatalf("server a started (%v) without writing the restore's entry", s != nil)
+	}
+	t.Log("a writes the restore's entry; b starts meanwhile")
+	startOn(t, f, url, "b", rec, nil)
+	close(release)
+	if s := <-first; s == nil {
+		t.Fatal("server a did not start")
+	}
+	es, err := f.log.Entries(0, f.log.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var by []string
+	for _, e := range es {
+		if e.Entry.Action == ActionRestored {
+			by = append(by, e.Entry.Detail["server"])
+		}
+	}
+	if len(by) != 1 || by[0] != "a" {
+		t.Fatalf("restore entries written by %v, want one, by a", by)
+	}
+	r, _, err := readEpoch(f.ctx, f.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Audited || r.AuditedBy != "a" {
+		t.Fatalf("restore record: audited %v by %q, want audited by a", r.Audited, r.AuditedBy)
+	}
+}
+
+// startOn starts a server named name on the etcd store at url, sharing
+// f's keyring and audit log through rec, on the clock now (nil: the
+// system's), and returns it once ready (nil if it failed to start, which
+// the test is then failed for).
+func startOn(t *testing.T, f *authFixture, url, name string, rec audit.Recorder, now func() time.Time) *Server {
+	st, err := store.OpenEtcd(f.ctx, store.EtcdConfig{Endpoints: []string{url}, Prefix: "/moat/",
+		Sealer: NewStoreSealer(f.kr.AEAD()), RequestTimeout: 3 * time.Second})
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	t.Cleanup(func() { st.Close() })
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	t.Cleanup(func() { fs.Close() })
+	ctx, cancel := context.WithCancel(f.ctx)
+	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Name: name, Store: st, Sealer: f.kr.AEAD(), Audit: rec, AuditLog: f.log, Flows: fs,
+		Heartbeat: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler), Now: now})
+	if err != nil {
+		cancel()
+		t.Error(err)
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-srv.Ready():
+		return srv
+	case <-time.After(30 * time.Second):
+		t.Errorf("server %s not ready in 30s", name)
+		return nil
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 
@@ -201,6 +202,46 @@ func FuzzRecordingHeader(f *testing.F) {
 		}
 		if up.Size < 0 || up.Size > max || !sessionIDRE.MatchString(up.Session.ID) || !sha256RE.MatchString(up.Session.Recording) {
 			t.Fatalf("accepted %q: %+v", line, up)
+		}
+	})
+}
+
+// FuzzCarriedReport: whatever a node sends to PathNodeCarried, the decoder
+// and checkCarried never panic, and what they accept is bounded and
+// carries, for each revocation, the control plane's own tag of it.
+func FuzzCarriedReport(f *testing.F) {
+	s := fuzzServer(f)
+	s.tags.key = tagKey{bytes.Repeat([]byte{7}, tagKeyLen)}
+	tag := s.tags.tag(s.td, "id", "spiffe://example.org/svc/a", time.Time{})
+	good, _ := json.Marshal(api.CarriedReport{Revocations: []api.CarriedRevocation{{ID: "spiffe://example.org/svc/a", Tag: tag}}})
+	for _, b := range []string{string(good),
+		`{"revocations":[{"serial":"ab","tag":"AAAAAAAAAAAAAAAAAAAAAA=="}]}`,
+		`{"revocations":[{"id":"spiffe://example.org/admin/x","tag":""}]}`,
+		`{"revocations":null}`, `{}`, `[]`, `{"revocations":[{}]}`, `{"x":1}`,
+	} {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest(http.MethodPost, api.PathNodeCarried, bytes.NewReader(body))
+		var rep api.CarriedReport
+		if err := decodeLimit(r, &rep, maxCarriedBody); err != nil {
+			return
+		}
+		ids, serials, err := s.checkCarried(rep)
+		if err != nil {
+			return
+		}
+		if len(ids)+len(serials) > api.MaxCarriedReport {
+			t.Fatalf("accepted %d revocations", len(ids)+len(serials))
+		}
+		for _, c := range rep.Revocations {
+			kind, v := "id", c.ID
+			if c.ID == "" {
+				kind, v = "serial", c.Serial
+			}
+			if !bytes.Equal(c.Tag, s.tags.tag(s.td, kind, v, c.Expires)) {
+				t.Fatalf("accepted %s %q under a tag not the control plane's", kind, v)
+			}
 		}
 	})
 }

@@ -207,6 +207,8 @@ func nodeAction(path string) string {
 		return "audit.witness"
 	case api.PathNodeHealth:
 		return "node.health"
+	case api.PathNodeCarried:
+		return ActionCarried
 	}
 	return "node"
 }

@@ -102,6 +102,10 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if err := s.holdCredential(ctx, req.Node); err != nil {
+		writeError(w, err)
+		return
+	}
 	reqID := requestID()
 	detail := map[string]string{"request": reqID, "token": tok.id, "mesh_addr": req.MeshAddr}
 	if host, _, e := net.SplitHostPort(r.RemoteAddr); e == nil {
@@ -346,6 +350,9 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err == nil {
 		err = s.notRevoked(r.Context(), c)
 	}
+	if err == nil {
+		err = s.holdCredential(r.Context(), c.Name)
+	}
 	if err != nil {
 		s.refuse(r, c, "node.renew", err)
 		writeError(w, err)
@@ -433,6 +440,10 @@ func (s *Server) handleSVID(w http.ResponseWriter, r *http.Request, c *caller) {
 	}
 	if contains(s.trust.Revocations().IDs, id.String()) {
 		writeError(w, errorf(http.StatusForbidden, "service %q is revoked", req.Service))
+		return
+	}
+	if err := s.holdCredential(ctx, c.Name); err != nil {
+		writeError(w, err)
 		return
 	}
 	live, err := s.issuedTo(ctx, c.Name, req.Service)

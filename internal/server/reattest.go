@@ -84,6 +84,9 @@ func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		node, err = s.checkReattest(ctx, req)
 	}
+	if err == nil {
+		err = s.holdCredential(ctx, req.Node)
+	}
 	if err != nil {
 		call.refuse(reasonOf(err), err)
 		writeError(w, err)

@@ -180,27 +180,8 @@ func (s *Server) issuedEnd(ctx context.Context, sn string) (time.Time, error) {
 // server's trust: a read-modify-write under a revision check, retried on
 // conflict, so two concurrent revocations both land.
 func (s *Server) addRevocations(ctx context.Context, addIDs []string, addSerials map[string]time.Time) (identity.Revocations, error) {
-	for attempt := 0; attempt < 10; attempt++ {
-		var rev identity.Revocations
-		modRev, err := getJSONRev(ctx, s.st, keyRevocations, &rev)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return rev, err
-		}
-		if !mergeRevocations(&rev, addIDs, addSerials) && modRev != 0 {
-			s.trust.Update(nil, rev)
-			return rev, nil
-		}
-		_, err = s.st.Txn(ctx, []store.Cond{{Key: keyRevocations, ModRevision: modRev}}, []store.Op{store.Put(keyRevocations, mustJSON(rev))})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return rev, err
-		}
-		s.trust.Update(nil, rev)
-		return rev, nil
-	}
-	return identity.Revocations{}, store.ErrConflict
+	rev, _, err := s.applyRevocations(ctx, addIDs, addSerials)
+	return rev, err
 }
 
 // mergeRevocations adds ids and serials to rev, the serials (in order) with

@@ -148,6 +148,7 @@ func (s *Server) buildRoutes() *routeTable {
 	t.peer("GET", api.PathPeerFlowBackup, s.handlePeerFlowBackup)
 	t.node("GET", api.PathNodeAudit, s.handleNodeAudit)
 	t.node("POST", api.PathNodeHealth, s.handleNodeHealth)
+	t.node("POST", api.PathNodeCarried, s.handleCarried)
 
 	admin := t.admin
 	admin("GET", api.PathWhoami, api.RoleViewer, "whoami", s.handleWhoami)

@@ -103,6 +103,11 @@ type Server struct {
 	ready     chan struct{}
 	certMu    sync.RWMutex // guards cert
 	cert      *tls.Certificate
+	// tags tags the revocation list (carried.go).
+	tags revTags
+	// settled is the restore epoch whose hold on credentials is over
+	// (restorehold.go).
+	settled atomic.Int64
 	// store is what is known of the store's answers (storeup.go).
 	store storeState
 	// refused counts refused calls until the next summary entry.
@@ -177,6 +182,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.auditRestore(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadTagKey(ctx); err != nil {
 		return nil, err
 	}
 	td, err := identity.ParseTrustDomain(s.meta.TrustDomain)

@@ -209,7 +209,7 @@ func (h *hub) frameOf(ctx context.Context, ev store.Event) (frame, bool) {
 		if r.Version > h.s.trust.Revocations().Version {
 			h.s.trust.Update(nil, r)
 		}
-		f.u.Revocations = &r
+		f.u.Revocations, f.u.RevocationTags = &r, h.s.tags.of(h.s.td, r)
 	case keyPolicy:
 		var pol api.Policy
 		if json.Unmarshal(ev.KV.Value, &pol) != nil {
@@ -309,7 +309,7 @@ func (s *Server) snapshot(ctx context.Context) (api.Update, map[string]int64, er
 	if _, err := single(keyRevocations, &rv); err != nil {
 		return u, nil, err
 	}
-	u.Revocations = &rv
+	u.Revocations, u.RevocationTags = &rv, s.tags.of(s.td, rv)
 	var pol api.Policy
 	ok, err := single(keyPolicy, &pol)
 	if err != nil {
