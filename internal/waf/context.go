@@ -319,21 +319,28 @@ func first(vals []string) string {
 // severityScore is the anomaly score CRS adds for a match of severity s,
 // as the transaction's TX variables set it.
 func severityScore(txv collection.Map, s types.RuleSeverity) int {
-	name := ""
-	switch s {
-	case types.RuleSeverityEmergency, types.RuleSeverityAlert, types.RuleSeverityCritical:
-		name = txCriticalScore
-	case types.RuleSeverityError:
-		name = txErrorScore
-	case types.RuleSeverityWarning:
-		name = txWarningScore
-	case types.RuleSeverityNotice:
-		name = txNoticeScore
-	default:
+	name := severityKey(s)
+	if name == "" {
 		return 0
 	}
 	n, _ := strconv.Atoi(first(txv.Get(name)))
 	return n
+}
+
+// severityKey is the TX variable holding the anomaly score of severity
+// s; "" for a severity that scores nothing.
+func severityKey(s types.RuleSeverity) string {
+	switch s {
+	case types.RuleSeverityEmergency, types.RuleSeverityAlert, types.RuleSeverityCritical:
+		return txCriticalScore
+	case types.RuleSeverityError:
+		return txErrorScore
+	case types.RuleSeverityWarning:
+		return txWarningScore
+	case types.RuleSeverityNotice:
+		return txNoticeScore
+	}
+	return ""
 }
 
 // paranoiaOf reads a rule's "paranoia-level/N" tag; 1 when it has none.

@@ -2,7 +2,6 @@ package waf
 
 import (
 	"errors"
-	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -246,21 +245,6 @@ var stopQuietActions = map[string]bool{
 	"accuracy": true, "logdata": true, "t": true, "status": true, "capture": true, "multimatch": true, "chain": true,
 }
 
-// severityKeys are the TX variables severityScore reads, by severity.
-func severityKey(s types.RuleSeverity) string {
-	switch s {
-	case types.RuleSeverityEmergency, types.RuleSeverityAlert, types.RuleSeverityCritical:
-		return txCriticalScore
-	case types.RuleSeverityError:
-		return txErrorScore
-	case types.RuleSeverityWarning:
-		return txWarningScore
-	case types.RuleSeverityNotice:
-		return txNoticeScore
-	}
-	return ""
-}
-
 // stopAnalysis is what planStops reads of the rule set.
 type stopAnalysis struct {
 	rules     reflect.Value
@@ -304,44 +288,37 @@ func planStops(w coraza.WAF, rules reflect.Value, consts map[string]string) (int
 	if blocking < 0 || !denies(rules.Index(blocking)) {
 		return 0, nil
 	}
-	// The ranges: every rule ID of phases 1 and 2 but for the pass and
-	// the rules after it in phase 2.
-	type idPhase struct{ id, phase int }
-	var all []idPhase
+	// The ranges: runs of the rule set's IDs (in order) of rules of
+	// phases 1 and 2 but for the pass and the rules after it in phase 2.
+	type idKept struct {
+		id   int
+		kept bool
+	}
+	var all []idKept
 	for i := range rules.Len() {
 		r := rules.Index(i)
 		id, _ := intField(r, "ID_")
 		phase, _ := intField(r, "Phase_")
-		if id <= 0 {
-			continue
+		if id > 0 {
+			all = append(all, idKept{id, phase > 2 || phase == 2 && i >= a.pass})
 		}
-		keep := phase > 2 || phase == 2 && i >= a.pass
-		if keep {
-			phase = -1
-		}
-		all = append(all, idPhase{id, phase})
 	}
-	slices.SortFunc(all, func(x, y idPhase) int { return x.id - y.id })
+	slices.SortFunc(all, func(x, y idKept) int { return x.id - y.id })
 	var cut [][2]int
-	for i := 0; i < len(all); {
-		if all[i].phase < 0 {
-			i++
+	for i := 0; i < len(all); i++ {
+		if all[i].kept {
 			continue
 		}
 		j := i
-		for j+1 < len(all) && all[j+1].phase >= 0 {
+		for j+1 < len(all) && !all[j+1].kept {
 			j++
 		}
 		cut = append(cut, [2]int{all[i].id, all[j].id})
-		i = j + 1
+		i = j
 	}
-	if len(cut) > 0 {
-		// Past the highest ID too: a range's end names no rule kept.
-		if last := &cut[len(cut)-1]; last[1] == all[len(all)-1].id {
-			last[1] = math.MaxInt
-		}
-	}
-	a.protected = map[string]bool{txDiscounted: true, txStopped: true}
+	// What the pass, the sums, the blocking rule, the budget's check
+	// between them and the verdict read.
+	a.protected = map[string]bool{txDiscounted: true, txStopped: true, txStart: true}
 	for _, k := range e.reads() {
 		a.protected[k] = true
 	}
@@ -357,22 +334,16 @@ func planStops(w coraza.WAF, rules reflect.Value, consts map[string]string) (int
 		}
 		a.protected[key] = true
 	}
-	// What the pass, the sums and the blocking rule read: a rule
-	// between them reads no more (planEval).
 	txf, err := txFieldsOf(w)
 	if err != nil {
 		return 0, err
 	}
 	p := &stopPlan{eval: e, cut: cut, needed: slices.Clone(e.ids), ranges: rangesField(w), txf: txf,
 		sevs: []string{txCriticalScore, txErrorScore, txWarningScore, txNoticeScore}}
-	// From the pass back: safe[i] is whether every phase-2 rule from i
-	// to the pass may be skipped.
+	// From the pass back: safeAfter is whether every phase-2 rule after
+	// rule i, up to the pass, may be skipped.
 	safeAfter := true
-	type candidate struct {
-		r    reflect.Value
-		link reflect.Value
-	}
-	var cands []candidate
+	var links []reflect.Value // where the actions go
 	for i := a.pass - 1; i >= 0; i-- {
 		r := rules.Index(i)
 		phase, _ := intField(r, "Phase_")
@@ -382,17 +353,17 @@ func planStops(w coraza.WAF, rules reflect.Value, consts map[string]string) (int
 		ok, link := a.skippable(r, i)
 		if ok && safeAfter && link.IsValid() {
 			if id, _ := intField(r, "ID_"); id > 0 && familyOf(id) == nil {
-				cands = append(cands, candidate{r, link})
+				links = append(links, link)
 			}
 		}
 		safeAfter = safeAfter && ok
 	}
-	for _, c := range cands {
-		if err := addAction(c.link, "moatstop", stopAction{p}); err != nil {
+	for _, link := range links {
+		if err := addAction(link, "moatstop", stopAction{p}); err != nil {
 			return 0, err
 		}
 	}
-	return len(cands), nil
+	return len(links), nil
 }
 
 // hasContextAction reports whether r carries moatContext.
