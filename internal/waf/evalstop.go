@@ -41,13 +41,15 @@ import (
 // action (the rest of its own evaluation included) to the context pass:
 //
 //   - every phase-2 rule carries only metadata, logging, captures, pass,
-//     skipAfter to a marker before the context pass, and setvars of TX
-//     keys that neither the context pass, the sums, the blocking rule,
-//     nor the verdict read, but for the anomaly counters
-//     (tx.inbound_anomaly_score_plN), to which a setvar may only add a
-//     non-negative literal or a severity score: no allow, no ctl, no
-//     skip:N, no other disruptive action but the budget's 503 (see
-//     below), no setvar that lowers, resets or names its key by macro;
+//     skipAfter to a marker before the context pass, skip:N with N
+//     markers before it (Coraza never removes a marker, and counts
+//     each), and setvars of TX keys that neither the context pass, the
+//     sums, the blocking rule, the budget's check nor the verdict read
+//     (a key named by macro: one whose literal start no such key has),
+//     but for the anomaly counters (tx.inbound_anomaly_score_plN), to
+//     which a setvar may only add a non-negative literal or a severity
+//     score: no allow, no ctl, no other disruptive action but the
+//     budget's 503 (see below), no setvar that lowers or resets;
 //   - a rule the context pass judges (familyOf) adds, in the link whose
 //     matches the pass counts, at least the score the pass would take
 //     back of each match to the counter it would take it from, so that
