@@ -91,12 +91,18 @@ type LimitsFile struct {
 
 // WAFFile configures the WAF (see waf.Config for each setting's meaning).
 type WAFFile struct {
-	Disabled          bool     `yaml:"disabled"`
-	Paranoia          int      `yaml:"paranoia"`
-	DetectionParanoia int      `yaml:"detection_paranoia"`
-	InboundThreshold  int      `yaml:"inbound_threshold"`
-	OutboundThreshold int      `yaml:"outbound_threshold"`
-	DetectionOnly     bool     `yaml:"detection_only"`
+	Disabled          bool `yaml:"disabled"`
+	Paranoia          int  `yaml:"paranoia"`
+	DetectionParanoia int  `yaml:"detection_paranoia"`
+	InboundThreshold  int  `yaml:"inbound_threshold"`
+	OutboundThreshold int  `yaml:"outbound_threshold"`
+	DetectionOnly     bool `yaml:"detection_only"`
+	// FullEvaluation runs every detection rule on a request whose block
+	// is already certain, so that its event lists every rule that
+	// matched: for tuning false positives. The verdict is the same
+	// either way; by default the evaluation stops once the anomaly
+	// score reaches the threshold and cannot be taken back.
+	FullEvaluation    bool     `yaml:"full_evaluation"`
 	RequestBodyLimit  int64    `yaml:"request_body_limit"`
 	ResponseBodyLimit int64    `yaml:"response_body_limit"`
 	InspectResponses  bool     `yaml:"inspect_responses"`
@@ -600,6 +606,7 @@ func (w WAFFile) config() (waf.Config, error) {
 		InboundThreshold:  w.InboundThreshold,
 		OutboundThreshold: w.OutboundThreshold,
 		DetectionOnly:     w.DetectionOnly,
+		FullEvaluation:    w.FullEvaluation,
 		RequestBodyLimit:  w.RequestBodyLimit,
 		ResponseBodyLimit: w.ResponseBodyLimit,
 		InspectResponses:  w.InspectResponses,

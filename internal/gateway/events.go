@@ -149,6 +149,11 @@ func (e *event) record(now time.Time) flow.Record {
 		if v.Message != "" {
 			rec.Message = e.reason + ": " + v.Message
 		}
+		if v.StoppedAt > 0 {
+			// The rules listed are those that matched before the block
+			// was certain, not every one that would have.
+			rec.Message += " (evaluation stopped once the anomaly score reached the threshold, at " + strconv.Itoa(v.StoppedAt) + "; later rules not run: waf.full_evaluation runs them)"
+		}
 	}
 	rec.Unmapped = m
 	return rec

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -201,6 +202,44 @@ func TestWAFDetectionOnlyAndExclusions(t *testing.T) {
 		}
 	}
 	t.Logf("event matched data: %q", last.Unmapped.Matched)
+}
+
+// TestWAFFullEvaluation: a blocked attack's event says that the WAF
+// stopped once the block was certain, and at which score, listing the
+// rules that matched until then; with waf.full_evaluation it lists every
+// rule that matches, and the answer is the same.
+func TestWAFFullEvaluation(t *testing.T) {
+	f := newFixture(t, baseYAML)
+	attack := "/?q=" + url.QueryEscape("1' UNION SELECT password FROM users--")
+	event := func() flow.Record {
+		t.Helper()
+		n := len(f.events.all())
+		if code, _, _ := f.do(f.req("GET", attack, nil)); code != 403 {
+			t.Fatalf("attack got %d", code)
+		}
+		recs := f.events.all()
+		if len(recs) != n+1 {
+			t.Fatalf("%d events for one block", len(recs)-n)
+		}
+		return recs[n]
+	}
+	stopped := event()
+	f.write(baseYAML + "waf:\n  full_evaluation: true\n")
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	full := event()
+	all, some := full.Unmapped.Rules, stopped.Unmapped.Rules
+	if !slices.Contains(all, "942100") || all[len(all)-1] != "949110" || strings.Contains(full.Message, "stopped") {
+		t.Fatalf("full evaluation's event: rules %v, message %q", all, full.Message)
+	}
+	// The rules until the stop (90040's match, which reaches the
+	// threshold alone), then the blocking rule.
+	k := slices.Index(all, "90040") + 1
+	if k == 0 || !slices.Equal(some, append(slices.Clip(all[:k]), "949110")) ||
+		!regexp.MustCompile(`\(evaluation stopped once the anomaly score reached the threshold, at [0-9]+; later rules not run`).MatchString(stopped.Message) {
+		t.Errorf("event: rules %v, message %q; want %v then 949110, and where the evaluation stopped", some, stopped.Message, all[:k])
+	}
 }
 
 // TestWAFMasksSecrets: the event never carries a secret it matched on.

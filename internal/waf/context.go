@@ -120,81 +120,11 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	if !ok {
 		return
 	}
-	v := tx.Variables()
-	txv := v.TX()
+	txv := tx.Variables().TX()
 	var discounted []string
-	cache := map[memoKey]bool{}
-	var orig originalsSeen
-	sc := memoOf(tx)
-	if sc == nil {
-		sc = newTxMemo()
-	}
+	j := newContextJudge(tx)
 	for _, m := range mr.MatchedRules() {
-		r := m.Rule()
-		fam := familyOf(r.ID())
-		if fam == nil {
-			continue
-		}
-		mds := m.MatchedDatas()
-		if len(mds) == 0 {
-			continue
-		}
-		// A chain adds its score in its last link, once per match of
-		// that link; it is taken back only when every value any link
-		// matched is benign.
-		last := 0
-		for _, md := range mds {
-			last = max(last, md.ChainLevel())
-		}
-		score := severityScore(txv, r.Severity())
-		counter := txLevelScore + strconv.Itoa(paranoiaOf(r.Tags()))
-		taken, chainBenign := 0, true
-		for _, md := range mds {
-			vals, ok := orig.of(v, md)
-			if !ok || len(vals) == 0 {
-				chainBenign = false
-				continue
-			}
-			benign := true
-			for _, val := range vals {
-				val = percentDecodeAll(val)
-				key := memoKey{fam, val}
-				b, seen := cache[key]
-				if !seen {
-					b = sc.benign(fam, val)
-					if !b && plusSpaced(val) && sc.score(fam, val) != scoreAttack {
-						// A query value whose spaces are still "+": judged
-						// as the words it stands for.
-						b = sc.benign(fam, strings.ReplaceAll(val, "+", " "))
-					}
-					cache[key] = b
-				}
-				if !b && normalOfBenign(fam, val, vals, cache, sc, 3) {
-					b = true
-				}
-				if !b {
-					benign = false
-					break
-				}
-			}
-			if !benign {
-				chainBenign = false
-			} else if last == 0 {
-				taken += score
-			}
-		}
-		added := 0 // what the rule added: one score per match of its last link
-		for _, md := range mds {
-			if md.ChainLevel() == last {
-				added += score
-			}
-		}
-		if last > 0 {
-			taken = 0
-			if chainBenign {
-				taken = added
-			}
-		}
+		counter, taken, added := j.judge(m)
 		if taken == 0 {
 			continue
 		}
@@ -203,12 +133,106 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 		if taken == added {
 			// Wholly discounted: the rule counts for nothing in the
 			// verdict and is listed apart.
-			discounted = append(discounted, strconv.Itoa(r.ID()))
+			discounted = append(discounted, strconv.Itoa(m.Rule().ID()))
 		}
 	}
 	if len(discounted) > 0 {
 		txv.Set(txDiscounted, []string{strings.Join(discounted, " ")})
 	}
+}
+
+// contextJudge judges matched rules as the context pass does, for one
+// pass over a transaction: the pass itself, or the stop (evalstop.go)
+// asking what the pass would take back of the matches so far.
+type contextJudge struct {
+	v     plugintypes.TransactionVariables
+	cache map[memoKey]bool
+	orig  originalsSeen
+	sc    *txMemo
+}
+
+func newContextJudge(tx plugintypes.TransactionState) *contextJudge {
+	sc := memoOf(tx)
+	if sc == nil {
+		sc = newTxMemo()
+	}
+	return &contextJudge{v: tx.Variables(), cache: map[memoKey]bool{}, sc: sc}
+}
+
+// judge returns what the context pass takes back of matched rule m's
+// score (taken, from TX variable counter) and what m added to it; taken
+// is 0 for a rule whose matches always stand, and never more than added.
+// What it reads (m's matches, the request's values, the severity
+// scores) does not change once m is matched but for the severity
+// scores, which no rule set the stop plans for writes.
+func (j *contextJudge) judge(m types.MatchedRule) (counter string, taken, added int) {
+	r := m.Rule()
+	fam := familyOf(r.ID())
+	if fam == nil {
+		return "", 0, 0
+	}
+	mds := m.MatchedDatas()
+	if len(mds) == 0 {
+		return "", 0, 0
+	}
+	// A chain adds its score in its last link, once per match of
+	// that link; it is taken back only when every value any link
+	// matched is benign.
+	last := 0
+	for _, md := range mds {
+		last = max(last, md.ChainLevel())
+	}
+	txv := j.v.TX()
+	score := severityScore(txv, r.Severity())
+	counter = txLevelScore + strconv.Itoa(paranoiaOf(r.Tags()))
+	chainBenign := true
+	for _, md := range mds {
+		vals, ok := j.orig.of(j.v, md)
+		if !ok || len(vals) == 0 {
+			chainBenign = false
+			continue
+		}
+		benign := true
+		for _, val := range vals {
+			val = percentDecodeAll(val)
+			key := memoKey{fam, val}
+			b, seen := j.cache[key]
+			if !seen {
+				b = j.sc.benign(fam, val)
+				if !b && plusSpaced(val) && j.sc.score(fam, val) != scoreAttack {
+					// A query value whose spaces are still "+": judged
+					// as the words it stands for.
+					b = j.sc.benign(fam, strings.ReplaceAll(val, "+", " "))
+				}
+				j.cache[key] = b
+			}
+			if !b && normalOfBenign(fam, val, vals, j.cache, j.sc, 3) {
+				b = true
+			}
+			if !b {
+				benign = false
+				break
+			}
+		}
+		if !benign {
+			chainBenign = false
+		} else if last == 0 {
+			taken += score
+		}
+	}
+	// What the rule added: one score per match of its last link.
+	for _, md := range mds {
+		if md.ChainLevel() == last {
+			added += score
+		}
+	}
+	if last > 0 {
+		taken = 0
+		if chainBenign {
+			taken = added
+		}
+	}
+	return counter, taken, added
 }
 
 // maxNormalLinks bounds the values of one name normalOfBenign compares.
@@ -295,21 +319,28 @@ func first(vals []string) string {
 // severityScore is the anomaly score CRS adds for a match of severity s,
 // as the transaction's TX variables set it.
 func severityScore(txv collection.Map, s types.RuleSeverity) int {
-	name := ""
-	switch s {
-	case types.RuleSeverityEmergency, types.RuleSeverityAlert, types.RuleSeverityCritical:
-		name = txCriticalScore
-	case types.RuleSeverityError:
-		name = txErrorScore
-	case types.RuleSeverityWarning:
-		name = txWarningScore
-	case types.RuleSeverityNotice:
-		name = txNoticeScore
-	default:
+	name := severityKey(s)
+	if name == "" {
 		return 0
 	}
 	n, _ := strconv.Atoi(first(txv.Get(name)))
 	return n
+}
+
+// severityKey is the TX variable holding the anomaly score of severity
+// s; "" for a severity that scores nothing.
+func severityKey(s types.RuleSeverity) string {
+	switch s {
+	case types.RuleSeverityEmergency, types.RuleSeverityAlert, types.RuleSeverityCritical:
+		return txCriticalScore
+	case types.RuleSeverityError:
+		return txErrorScore
+	case types.RuleSeverityWarning:
+		return txWarningScore
+	case types.RuleSeverityNotice:
+		return txNoticeScore
+	}
+	return ""
 }
 
 // paranoiaOf reads a rule's "paranoia-level/N" tag; 1 when it has none.

@@ -160,16 +160,23 @@ func (o evalOp) Evaluate(tx plugintypes.TransactionState, _ string) bool {
 // evalScratch is what noop has read of TX and would write, in arrays
 // rather than maps: a plan reads and writes a handful of variables.
 type evalScratch struct {
-	col    collection.Map
+	col collection.Map
+	// over: values read in place of TX's (see evalPlan.blocks).
+	over   []evalOver
 	rk     [12]string
 	rv     [12][]string
 	rn     int
-	wk, wv [8]string
+	wk, wv [16]string
 	wn     int
 }
 
 // read returns TX key's values, as Coraza's collection holds them.
 func (s *evalScratch) read(key string) ([]string, bool) {
+	for i := range s.over {
+		if s.over[i].key == key {
+			return s.over[i].vals, true
+		}
+	}
 	for i := range s.rn {
 		if s.rk[i] == key {
 			return s.rv[i], true
@@ -218,6 +225,71 @@ func (s *evalScratch) matches(tx plugintypes.TransactionState, t *evalTest) (boo
 // rule would then not match; false too when the scratch runs out of room.
 func (e *evalPlan) noop(tx plugintypes.TransactionState) bool {
 	s := evalScratch{col: tx.Variables().TX()}
+	if !s.sum(tx, e) {
+		return false
+	}
+	for i := range s.wn {
+		if v, ok := s.read(s.wk[i]); !ok || len(v) != 1 || v[0] != s.wv[i] {
+			return false
+		}
+	}
+	m, ok := s.matches(tx, &e.block)
+	return ok && !m
+}
+
+// evalOver is a TX variable's value as evalPlan.blocks is to read it.
+type evalOver struct {
+	key  string
+	vals []string
+}
+
+// blocks reports whether the sums, run on TX as it is but for over,
+// would bring the blocking rule to match, and the value it would match
+// (the blocking score); false when the scratch runs out of room or a sum
+// expands a macro the scratch cannot answer (it would read TX itself,
+// not over).
+func (e *evalPlan) blocks(tx plugintypes.TransactionState, over []evalOver) (string, bool) {
+	s := evalScratch{col: tx.Variables().TX(), over: over}
+	for i := range e.sums {
+		for j := range e.sums[i].setvars {
+			if e.sums[i].setvars[j].expand {
+				return "", false
+			}
+		}
+	}
+	if !s.sum(tx, e) {
+		return "", false
+	}
+	for _, k := range e.block.keys {
+		vals, ok := s.read(k)
+		if !ok {
+			return "", false
+		}
+		if v, written := s.written(k); written {
+			vals = []string{v}
+		}
+		for _, v := range vals {
+			if e.block.op.Evaluate(tx, v) != e.block.neg {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// written is the last value the sums wrote to key, if they wrote it.
+func (s *evalScratch) written(key string) (string, bool) {
+	for i := s.wn - 1; i >= 0; i-- {
+		if s.wk[i] == key {
+			return s.wv[i], true
+		}
+	}
+	return "", false
+}
+
+// sum runs e's sums into s's writes; false when the scratch runs out of
+// room.
+func (s *evalScratch) sum(tx plugintypes.TransactionState, e *evalPlan) bool {
 	for i := range e.sums {
 		sum := &e.sums[i]
 		if sum.test != nil {
@@ -259,13 +331,7 @@ func (e *evalPlan) noop(tx plugintypes.TransactionState) bool {
 			s.wn++
 		}
 	}
-	for i := range s.wn {
-		if v, ok := s.read(s.wk[i]); !ok || len(v) != 1 || v[0] != s.wv[i] {
-			return false
-		}
-	}
-	m, ok := s.matches(tx, &e.block)
-	return ok && !m
+	return true
 }
 
 // setvarResult is what Coraza's setvar writes to a TX variable holding

@@ -15,12 +15,12 @@ import (
 // but for the matches of the sums (nolog rules, which no verdict shows)
 // that moatEval removes.
 func TestEvalSkipDetection(t *testing.T) {
-	on, err := New(Config{Budget: time.Hour})
+	on, err := New(Config{Budget: time.Hour, FullEvaluation: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer on.Close()
-	ref, err := New(Config{Budget: time.Hour, noEvalSkip: true})
+	ref, err := New(Config{Budget: time.Hour, FullEvaluation: true, noEvalSkip: true})
 	if err != nil {
 		t.Fatal(err)
 	}

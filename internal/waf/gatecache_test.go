@@ -60,11 +60,11 @@ func TestCredentialHeader(t *testing.T) {
 // cacheWAFs are the rule set at the gateway's defaults with the header
 // cache and without it, built once for the tests and the fuzz target.
 var cacheWAFs = sync.OnceValues(func() ([2]*WAF, error) {
-	on, err := New(Config{Budget: time.Hour})
+	on, err := New(Config{Budget: time.Hour, FullEvaluation: true})
 	if err != nil {
 		return [2]*WAF{}, err
 	}
-	off, err := New(Config{Budget: time.Hour, noHeaderCache: true})
+	off, err := New(Config{Budget: time.Hour, FullEvaluation: true, noHeaderCache: true})
 	if err != nil {
 		return [2]*WAF{}, err
 	}
@@ -180,7 +180,7 @@ func workOf(t *testing.T, w *WAF, r *http.Request) (int64, Verdict, []string) {
 // counted, the cached one's cache bounded at entries.
 func countingWAFs(t *testing.T, entries int) [2]*WAF {
 	var out [2]*WAF
-	for i, cfg := range []Config{{Budget: time.Hour}, {Budget: time.Hour, noHeaderCache: true}} {
+	for i, cfg := range []Config{{Budget: time.Hour, FullEvaluation: true}, {Budget: time.Hour, FullEvaluation: true, noHeaderCache: true}} {
 		w, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -15,12 +15,12 @@ import (
 // and messages with the rules' logdata dropped (logdata.go) as with
 // every rule keeping it.
 func TestLogDataDetection(t *testing.T) {
-	dropped, err := New(Config{Budget: time.Hour})
+	dropped, err := New(Config{Budget: time.Hour, FullEvaluation: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dropped.Close()
-	kept, err := New(Config{Budget: time.Hour, keepLogData: true})
+	kept, err := New(Config{Budget: time.Hour, FullEvaluation: true, keepLogData: true})
 	if err != nil {
 		t.Fatal(err)
 	}

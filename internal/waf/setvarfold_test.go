@@ -12,12 +12,12 @@ import (
 // TX constants written in at load (setvarfold.go) as expanded on every
 // match.
 func TestSetvarFoldDetection(t *testing.T) {
-	folded, err := New(Config{Budget: time.Hour})
+	folded, err := New(Config{Budget: time.Hour, FullEvaluation: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer folded.Close()
-	ref, err := New(Config{Budget: time.Hour, noSetvarFold: true})
+	ref, err := New(Config{Budget: time.Hour, FullEvaluation: true, noSetvarFold: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,12 +15,12 @@ import (
 // the same verdicts, matched rules, values and messages with only the TX
 // constants something reads set (txreads.go) as with all of them.
 func TestConstsReadDetection(t *testing.T) {
-	read, err := New(Config{Budget: time.Hour})
+	read, err := New(Config{Budget: time.Hour, FullEvaluation: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer read.Close()
-	all, err := New(Config{Budget: time.Hour, keepConsts: true})
+	all, err := New(Config{Budget: time.Hour, FullEvaluation: true, keepConsts: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,13 @@ type Config struct {
 	// DetectionOnly runs every rule and reports what would have been
 	// blocked, but blocks nothing.
 	DetectionOnly bool
+	// FullEvaluation runs every detection rule on a request even once
+	// its block is certain, so that the verdict lists every rule that
+	// matched (for tuning false positives). By default the evaluation
+	// stops there and goes straight to the blocking decision, which is
+	// the same either way (see evalstop.go; Verdict.StoppedAt).
+	// DetectionOnly implies it.
+	FullEvaluation bool
 	// RequestBodyLimit is the largest request body accepted, in bytes; a
 	// larger body is refused (fail closed). 0 means 13 MiB.
 	RequestBodyLimit int64
@@ -399,6 +406,20 @@ func New(cfg Config) (*WAF, error) {
 			out.gate.Evals, _ = planEvals(rules)
 		}
 	}
+	if !cfg.noEvalSkip && !cfg.FullEvaluation && !cfg.DetectionOnly {
+		// After the evaluation's plan, which it runs on. An error, or
+		// a rule set it cannot prove a stop safe in, leaves every rule
+		// to Coraza.
+		if rules, err := corazaRules(w); err == nil {
+			values := map[string]string{}
+			if out.res != nil {
+				for _, c := range out.res.consts {
+					values[c.key] = c.value
+				}
+			}
+			out.gate.Stops, out.gate.StopErr = planStops(w, rules, values)
+		}
+	}
 	if out.res != nil {
 		out.res.set = out.res.consts
 		if !cfg.keepConsts {
@@ -446,6 +467,11 @@ type GateStats struct {
 	// Evals is the number of rules whose moatEval action decides CRS's
 	// blocking evaluation after it (evalskip.go).
 	Evals int
+	// Stops is the number of rules from whose matches the evaluation
+	// may stop once the block is certain (evalstop.go); StopErr is why
+	// there are none, if Coraza's rules are not laid out as expected.
+	Stops   int
+	StopErr error
 }
 
 // GateStats reports on the gate.
@@ -628,6 +654,12 @@ type Verdict struct {
 	// judged benign (see context.go): they matched, their score was taken
 	// back, and RuleIDs leaves them out.
 	Discounted []int
+	// StoppedAt is the blocking anomaly score at which the evaluation
+	// stopped once the block was certain (see Config.FullEvaluation):
+	// rules after that point were not run, and RuleIDs does not list
+	// those that would have matched. 0 when every rule ran. (A stop
+	// always ends in a block.)
+	StoppedAt int
 }
 
 // Tx inspects one request (and optionally its response). Close it when the
@@ -875,6 +907,9 @@ func (t *Tx) verdict() Verdict {
 			if id, err := strconv.Atoi(f); err == nil {
 				v.Discounted = append(v.Discounted, id)
 			}
+		}
+		if n, err := strconv.Atoi(first(tv.Variables().TX().Get(txStopped))); err == nil {
+			v.StoppedAt = n
 		}
 	}
 	refused := false // a bodyRefusal rule's match is reported
