@@ -29,6 +29,9 @@ const (
 var (
 	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
 	largeBufs = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
+
+	// copyBufs counts the buffers copies hold now, small and large.
+	copyBufs [2]atomic.Int64
 )
 
 // pipe joins a and b until both directions end, counting the bytes read
@@ -86,11 +89,19 @@ type copier struct {
 }
 
 func newCopier(dst net.Conn, count *atomic.Int64) *copier {
+	copyBufs[0].Add(1)
 	return &copier{dst: dst, count: count, pool: &smallBufs, bp: smallBufs.Get().(*[]byte)}
 }
 
 // release gives the buffer back.
-func (c *copier) release() { c.pool.Put(c.bp) }
+func (c *copier) release() {
+	if c.pool == &largeBufs {
+		copyBufs[1].Add(-1)
+	} else {
+		copyBufs[0].Add(-1)
+	}
+	c.pool.Put(c.bp)
+}
 
 // deliver writes the nr bytes read into the buffer to dst. A read that
 // filled the small buffer moves the copy to a large one.
@@ -100,6 +111,8 @@ func (c *copier) deliver(nr int) error {
 		large := largeBufs.Get().(*[]byte)
 		copy(*large, buf[:nr])
 		c.pool.Put(c.bp)
+		copyBufs[0].Add(-1)
+		copyBufs[1].Add(1)
 		c.pool, c.bp, buf = &largeBufs, large, *large
 	}
 	if c.pool == &largeBufs {
