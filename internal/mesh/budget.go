@@ -373,6 +373,21 @@ func (s *meteredStream) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// buffered is what a read of s returns without waiting: the rest of the
+// frame the last read took part of (go-yamux holds a frame whole from
+// the moment any of it can be read, and a read takes from one frame).
+// Frames after it may have arrived or not: it does not count them.
+func (s *meteredStream) buffered() int {
+	b := s.t.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := s.e
+	if e.dead || e.read == 0 || e.head >= len(e.frames) {
+		return 0
+	}
+	return int(e.frames[e.head] - e.read)
+}
+
 // consumedLocked moves n bytes read from the frames held to the copy. A
 // frame read in part is still held whole, besides what the copy holds of
 // it, so this too may shed.
