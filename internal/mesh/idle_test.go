@@ -140,3 +140,43 @@ func memNow() (runtime.MemStats, int) {
 	runtime.ReadMemStats(&ms)
 	return ms, runtime.NumGoroutine()
 }
+
+// TestIdleConnectionsHoldNoCopyBuffers: the same through the source's
+// agent, whose copies carry an app's connections into streams and the
+// destination's answers back: no copy of either agent holds a buffer
+// once each connection's message is delivered and it idles.
+func TestIdleConnectionsHoldNoCopyBuffers(t *testing.T) {
+	p := bufferPair(t)
+	addr := p.a.local(t, "gateway", "db")
+	const conns = 32
+	open := make([]net.Conn, conns)
+	for i := range open {
+		c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+		msg := bytes.Repeat([]byte{byte(i)}, idleMessage)
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("connection %d: echo: %v", i, err)
+		}
+		open[i] = c
+	}
+	waitNoCopyBuffers(t, "both agents' copies of idle connections to give their buffers back")
+	for i, c := range open {
+		msg := []byte(fmt.Sprintf("ping %d", i))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("connection %d, after idling: read %q, %v", i, got, err)
+		}
+	}
+	waitNoCopyBuffers(t, "the copies to give their buffers back again")
+}

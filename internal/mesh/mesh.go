@@ -239,6 +239,7 @@ type Mesh struct {
 	headers    mtls.Pending       // inbound streams waiting for their tunnel header
 	dials      mtls.Pending       // connections to apps being made for inbound streams
 	budget     *streamBudget      // what inbound streams hold, not yet delivered
+	outLedger  *streamBudget      // what outbound streams hold: no bound, see openStream
 	refusals   flow.Gate[*record] // refused handshakes and streams written one by one, the rest summarised
 
 	policy   atomic.Pointer[policy.Table]
@@ -400,6 +401,7 @@ func New(c Config) (*Mesh, error) {
 		dials:      mtls.Pending{PerSource: maxDialsPerSource, Total: maxDials, ByAddress: true},
 	}
 	m.budget = newStreamBudget(c.StreamBuffer, m.bufferShed)
+	m.outLedger = newStreamBudget(math.MaxInt64, nil)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
