@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-yamux/v5"
 
+	"moat/internal/flow"
 	"moat/internal/testkit"
 )
 
@@ -179,4 +180,60 @@ func TestIdleConnectionsHoldNoCopyBuffers(t *testing.T) {
 		}
 	}
 	waitNoCopyBuffers(t, "the copies to give their buffers back again")
+}
+
+// TestCallerStreamsAreBounded: a caller that an intention allows holds
+// as many streams open as node-b lets one caller hold; its next stream is
+// refused, overloaded, and counted, while another caller is served and the
+// first gets a stream again once one of its own closes.
+func TestCallerStreamsAreBounded(t *testing.T) {
+	f := newFixture(t)
+	app := startApp(t, echo)
+	pol := func(c *Config) { c.Policy = mustPolicy(t, bufferPolicy) }
+	const limit = 8
+	b := f.newAgent(t, "node-b", []Service{
+		{Name: "db", Port: 5432, AppAddr: app},
+		{Name: "api", Port: 8080, AppAddr: app},
+	}, pol, func(c *Config) { c.callerStreams = limit })
+	gateway, frontend := f.issue(t, "gateway", time.Hour), f.issue(t, "frontend", time.Hour)
+	sess := dialTunnel(t, b.m.Addr().String(), gateway, "db")
+	open := make([]net.Conn, limit)
+	for i := range open {
+		open[i] = openEchoed(t, sess, i)
+	}
+	refused := func(sess *yamux.Session, svc string, port int) (Response, error) {
+		st, err := sess.Open(context.Background())
+		if err != nil {
+			return Response{}, err
+		}
+		defer st.Close()
+		_ = st.SetDeadline(time.Now().Add(testkit.WaitLimit))
+		hdr, err := AppendRequest(nil, Request{Service: svc, Port: port, ConnID: "00000000000000000000000000000099"[:2*connIDLen]}, headerV2)
+		if err != nil {
+			return Response{}, err
+		}
+		if _, err := st.Write(hdr); err != nil {
+			return Response{}, err
+		}
+		return ReadResponse(st, headerV2)
+	}
+	resp, err := refused(sess, "db", 5432)
+	if err != nil || resp.Allowed() || resp.Code != flow.ReasonOverloaded {
+		t.Fatalf("a stream past %d from one caller: %+v, %v; want refused, %s", limit, resp, err, flow.ReasonOverloaded)
+	}
+	if n := b.m.Stats().CallerStreamsShed; n != 1 {
+		t.Fatalf("CallerStreamsShed = %d, want 1", n)
+	}
+	b.flows.waitFor(t, "the refusal's record", func(r flow.Record) bool {
+		return r.Unmapped != nil && r.Unmapped.ReasonCode == flow.ReasonOverloaded && r.Verdict() == flow.VerdictDeny && r.SrcEndpoint.SvcName == "gateway"
+	})
+	other := dialTunnel(t, b.m.Addr().String(), frontend, "api")
+	if resp, err := refused(other, "api", 8080); err != nil || !resp.Allowed() {
+		t.Fatalf("another caller: %+v, %v; want admitted", resp, err)
+	}
+	_ = open[0].Close()
+	testkit.WaitFor(t, "a stream of the first caller to be admitted once one of its own closed", func() bool {
+		resp, err := refused(sess, "db", 5432)
+		return err == nil && resp.Allowed()
+	})
 }
