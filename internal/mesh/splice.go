@@ -80,9 +80,9 @@ func copyHalf(dst, src net.Conn, count *atomic.Int64) {
 	}
 }
 
-// fromStream copies src to dst with src's own Read. From an inbound
-// tunnel's stream, whose ledger tells how much a read returns at once,
-// the copy waits for data with a one-byte read, holding no buffer, and
+// fromStream copies src to dst with src's own Read. From a tunnel's
+// stream (inbound or outbound), whose ledger tells how much a read
+// returns at once, the copy waits for data with a one-byte read, holding no buffer, and
 // gives its buffer back whenever what it read is delivered and nothing is
 // known to be waiting; from anything else it holds its buffer throughout.
 func (c *copier) fromStream(src net.Conn) (rerr, werr error) {
@@ -91,7 +91,10 @@ func (c *copier) fromStream(src net.Conn) (rerr, werr error) {
 		var nr int
 		if metered && c.bp == nil {
 			if nr, rerr = src.Read(c.one[:]); nr == 0 {
-				return rerr, nil
+				if rerr != nil {
+					return rerr, nil
+				}
+				continue
 			}
 			c.take()
 			(*c.bp)[0] = c.one[0]
