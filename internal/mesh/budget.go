@@ -398,19 +398,24 @@ func (s *meteredStream) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// buffered is what a read of s returns without waiting: the rest of the
-// frame the last read took part of (go-yamux holds a frame whole from
-// the moment any of it can be read, and a read takes from one frame).
-// Frames after it may have arrived or not: it does not count them.
-func (s *meteredStream) buffered() int {
+// pending is what the stream holds for its copy: rest, what a read
+// returns without waiting (the rest of the frame the last read took part
+// of: go-yamux holds a frame whole from the moment any of it can be read,
+// and a read takes from one frame), and more, whether a later frame is on
+// its way (its header read from the tunnel, its body arriving, or here
+// already).
+func (s *meteredStream) pending() (rest int, more bool) {
 	b := s.t.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e := s.e
-	if e.dead || e.read == 0 || e.head >= len(e.frames) {
-		return 0
+	if e.dead || e.head >= len(e.frames) {
+		return 0, false
 	}
-	return int(e.frames[e.head] - e.read)
+	if e.read > 0 {
+		rest = int(e.frames[e.head] - e.read)
+	}
+	return rest, len(e.frames)-e.head > 1 || e.read == 0
 }
 
 // consumedLocked moves n bytes read from the frames held to the copy. A

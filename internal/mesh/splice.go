@@ -81,10 +81,12 @@ func copyHalf(dst, src net.Conn, count *atomic.Int64) {
 }
 
 // fromStream copies src to dst with src's own Read. From a tunnel's
-// stream (inbound or outbound), whose ledger tells how much a read
-// returns at once, the copy waits for data with a one-byte read, holding no buffer, and
-// gives its buffer back whenever what it read is delivered and nothing is
-// known to be waiting; from anything else it holds its buffer throughout.
+// stream (inbound or outbound), whose ledger tells what it holds, the copy
+// waits for data with a one-byte read, holding no buffer, then reads the
+// rest of that frame into a buffer; it keeps the buffer while the stream
+// holds more or another frame is on its way (a transfer that is busy) and
+// gives it back once what it read is delivered and nothing is. From
+// anything else it holds its buffer throughout.
 func (c *copier) fromStream(src net.Conn) (rerr, werr error) {
 	ms, metered := src.(*meteredStream)
 	for {
@@ -98,10 +100,10 @@ func (c *copier) fromStream(src net.Conn) (rerr, werr error) {
 			}
 			c.take()
 			(*c.bp)[0] = c.one[0]
-			if rerr == nil && ms.buffered() > 0 {
-				var more int
-				more, rerr = src.Read((*c.bp)[1:])
-				nr += more
+			if rest, _ := ms.pending(); rerr == nil && rest > 0 {
+				var n int
+				n, rerr = src.Read((*c.bp)[1:])
+				nr += n
 			}
 		} else {
 			if c.bp == nil {
@@ -117,8 +119,10 @@ func (c *copier) fromStream(src net.Conn) (rerr, werr error) {
 		if rerr != nil {
 			return rerr, nil
 		}
-		if metered && ms.buffered() == 0 {
-			c.drop()
+		if metered {
+			if rest, more := ms.pending(); rest == 0 && !more {
+				c.drop()
+			}
 		}
 	}
 }
