@@ -69,11 +69,11 @@ const DefaultStreamBuffer = 64 << 20
 
 // streamShare is how much of the stream buffer stands for each stream a
 // caller may hold open on the node (callerStreamsOf).
-const streamShare = 2 << 10
+const streamShare = 4 << 10
 
 // callerStreamsOf is how many streams one caller (verified identity and
 // address) may hold open on a node whose stream buffer is buffer: one
-// for each streamShare of it, 32,768 for the default buffer. An idle
+// for each streamShare of it, 16,384 for the default buffer. An idle
 // stream holds no copy buffer and none of the stream buffer, but its two
 // copies' goroutines, its go-yamux stream and its app connection's
 // descriptor (SECURITY.md says how much): without this bound a caller
