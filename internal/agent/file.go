@@ -57,7 +57,8 @@ type File struct {
 	// StreamBuffer bounds what the node's inbound mesh streams hold of
 	// their callers' bytes, received and not yet delivered to their apps,
 	// e.g. "128MiB"; past it, the streams of the caller holding the most
-	// are reset. Empty means mesh.DefaultStreamBuffer (64MiB).
+	// are reset. Empty means mesh.DefaultStreamBuffer (64MiB). It also
+	// bounds the streams one caller holds open on the node: one per 4 KiB.
 	StreamBuffer string `yaml:"stream_buffer"`
 	// Procs is how many threads run the agent's Go code at once
 	// (GOMAXPROCS). Zero means DefaultProcs unless GOMAXPROCS is set.

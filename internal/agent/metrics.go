@@ -46,7 +46,7 @@ func newCollector(a *Agent) *collector {
 		acceptFail:        c("moat_mesh_accept_failures_total", "Failed accepts on the mesh port and local listeners (out of file descriptors, say); each is retried with backoff."),
 		shed:              c("moat_mesh_handshakes_shed_total", "Connections to the mesh port closed at once because too many were in their handshake (64 from one address or IPv6 /64, 4096 in all)."),
 		tunnelsShed:       c("moat_mesh_tunnels_shed_total", "Inbound mesh tunnels closed once their handshake ended because too many were held (1024 from one address, 16384 in all)."),
-		streamsShed:       c("moat_mesh_streams_shed_total", "Inbound mesh streams shed, by reason: header_wait (reset at once: too many waiting for their tunnel header, 1024 from one address, 8192 in all), buffer (reset: the stream buffer was full and their caller held the most of it), app_dials (refused: too many connections to apps being made for their caller, 256, or 4096 in all).", "reason"),
+		streamsShed:       c("moat_mesh_streams_shed_total", "Inbound mesh streams shed, by reason: header_wait (reset at once: too many waiting for their tunnel header, 1024 from one address, 8192 in all), buffer (reset: the stream buffer was full and their caller held the most of it), app_dials (refused: too many connections to apps being made for their caller, 256, or 4096 in all), streams (refused: too many streams open from their caller, one per 4 KiB of stream_buffer, 16384 by default).", "reason"),
 		streamBuffer:      g("moat_mesh_stream_buffer_bytes", "What inbound mesh streams hold of their callers' bytes, received and not yet delivered to their apps (bounded by stream_buffer)."),
 		appUnreachable:    c("moat_mesh_app_unreachable_total", "Allowed inbound mesh streams whose service's app could not be reached (each recorded; logged at most once a minute per service)."),
 		workloadShed:      c("moat_agent_workload_connections_shed_total", "Connections to the Workload API socket closed at once because their uid held 256 already, or 1024 were held in all."),
@@ -82,6 +82,7 @@ func (c *collector) Collect(emit metrics.Emit) {
 	emit(c.streamsShed, float64(st.StreamsShed), "header_wait")
 	emit(c.streamsShed, float64(st.BufferShed), "buffer")
 	emit(c.streamsShed, float64(st.DialsShed), "app_dials")
+	emit(c.streamsShed, float64(st.CallerStreamsShed), "streams")
 	emit(c.streamBuffer, float64(st.StreamBuffered))
 	emit(c.appUnreachable, float64(st.AppUnreachable))
 	emit(c.workloadShed, float64(c.a.workloadShedCount.Load()))

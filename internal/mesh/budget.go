@@ -67,6 +67,20 @@ type streamBudget struct {
 // stalled full windows, or as many slow bulk transfers at once.
 const DefaultStreamBuffer = 64 << 20
 
+// streamShare is how much of the stream buffer stands for each stream a
+// caller may hold open on the node (callerStreamsOf).
+const streamShare = 4 << 10
+
+// callerStreamsOf is how many streams one caller (verified identity and
+// address) may hold open on a node whose stream buffer is buffer: one
+// for each streamShare of it, 16,384 for the default buffer. An idle
+// stream holds no copy buffer and none of the stream buffer, but its two
+// copies' goroutines, its go-yamux stream and its app connection's
+// descriptor (SECURITY.md says how much): without this bound a caller
+// that an intention allows could hold as many as the agent has
+// descriptors.
+func callerStreamsOf(buffer int64) int { return int(buffer / streamShare) }
+
 // MinStreamBuffer is the least Config.StreamBuffer may be: four streams'
 // full windows.
 const MinStreamBuffer = 4 << 20
@@ -90,11 +104,17 @@ type bufSourceKey struct {
 	addr netip.Addr
 }
 
+// unused reports whether nothing of s is left: no tunnel, no stream.
+func (s *bufSource) unused() bool {
+	return s.tunnels == 0 && len(s.entries) == 0 && s.streams == 0
+}
+
 type bufSource struct {
 	key     bufSourceKey
 	held    int64
 	entries map[*bufEntry]struct{}
 	tunnels int // live tunnels counting here
+	streams int // streams taken (attached) and not yet closed
 }
 
 // bufEntry is one inbound stream's account.
@@ -109,6 +129,7 @@ type bufEntry struct {
 	shed    func()   // resets the stream; nil until accepted
 	dead    bool     // closed or shed: charges nothing more
 	wasShed bool     // shed (not closed)
+	taken   bool     // counted in src.streams
 }
 
 func (e *bufEntry) held() int64 { return e.queued + e.copied }
@@ -317,7 +338,7 @@ func (t *tunnelLedger) close() {
 		}
 		delete(t.streams, id)
 	}
-	if t.src.tunnels--; t.src.tunnels == 0 && len(t.src.entries) == 0 {
+	if t.src.tunnels--; t.src.unused() {
 		delete(b.sources, t.src.key)
 	}
 }
@@ -338,6 +359,10 @@ func (t *tunnelLedger) attach(st *yamux.Stream) *meteredStream {
 	}
 	ms.e = e
 	dead := e.wasShed
+	if !dead {
+		e.taken = true
+		e.src.streams++
+	}
 	e.shed = func() { _ = ms.Reset() }
 	b.mu.Unlock()
 	if dead {
@@ -371,6 +396,26 @@ func (s *meteredStream) Read(p []byte) (int, error) {
 		b.runShed(todo)
 	}
 	return n, err
+}
+
+// pending is what the stream holds for its copy: rest, what a read
+// returns without waiting (the rest of the frame the last read took part
+// of: go-yamux holds a frame whole from the moment any of it can be read,
+// and a read takes from one frame), and more, whether a later frame is on
+// its way (its header read from the tunnel, its body arriving, or here
+// already).
+func (s *meteredStream) pending() (rest int, more bool) {
+	b := s.t.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := s.e
+	if e.dead || e.head >= len(e.frames) {
+		return 0, false
+	}
+	if e.read > 0 {
+		rest = int(e.frames[e.head] - e.read)
+	}
+	return rest, len(e.frames)-e.head > 1 || e.read == 0
 }
 
 // consumedLocked moves n bytes read from the frames held to the copy. A
@@ -424,13 +469,26 @@ func (s *meteredStream) release() {
 	b := s.t.b
 	b.mu.Lock()
 	b.dropLocked(s.e)
+	if s.e.taken {
+		s.e.taken = false
+		s.e.src.streams--
+	}
 	if id := s.StreamID(); s.t.streams[id] == s.e {
 		delete(s.t.streams, id)
 	}
-	if src := s.e.src; src.tunnels == 0 && len(src.entries) == 0 && b.sources[src.key] == src {
+	if src := s.e.src; src.unused() && b.sources[src.key] == src {
 		delete(b.sources, src.key)
 	}
 	b.mu.Unlock()
+}
+
+// callerStreams is how many streams s's source has open on this node,
+// s among them: taken from their tunnels and not yet closed.
+func (s *meteredStream) callerStreams() int {
+	b := s.t.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return s.e.src.streams
 }
 
 // setShed has shed (an admitted connection's cut) reset the stream from

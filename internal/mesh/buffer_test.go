@@ -62,7 +62,7 @@ func bufferPair(t *testing.T) *pair {
 }
 
 // dialTunnel opens a tunnel to the mesh port at addr as cert would.
-func dialTunnel(t *testing.T, addr string, cert *tls.Certificate, sni string) *yamux.Session {
+func dialTunnel(t testing.TB, addr string, cert *tls.Certificate, sni string) *yamux.Session {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{
 		InsecureSkipVerify: true, ServerName: sni, Certificates: []tls.Certificate{*cert},

@@ -363,6 +363,11 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn, headerRead func()) {
 	if err != nil && wasShed(st) {
 		err, code = fmt.Errorf("shed before its header was read: %s", errShed), flow.ReasonOverloaded
 	}
+	if ms, ok := st.(*meteredStream); ok && err == nil && ms.callerStreams() > m.cfg.callerStreams {
+		err, code = fmt.Errorf("too many streams open from this caller (%d)", m.cfg.callerStreams), flow.ReasonOverloaded
+		m.shed(&m.stats.callerShed, "mesh: too many streams open from one caller; refusing new ones", logRemote, t.remote.String(),
+			logPeer, t.peer.String(), "per_source", m.cfg.callerStreams)
+	}
 	if err == nil {
 		// A stream opened on a tunnel whose peer was revoked or expired
 		// after the handshake, before the sweep closed it, is refused here.

@@ -124,6 +124,10 @@ type Config struct {
 	// DefaultStreamBuffer. Past it, streams of the source holding the
 	// most are reset.
 	StreamBuffer int64
+	// callerStreams bounds the streams one source (verified identity and
+	// address) has open on this node at once: callerStreamsOf(StreamBuffer)
+	// unless a test sets it. Past it, new streams are refused, overloaded.
+	callerStreams int
 	// PeerUID returns the uid owning the local socket at the other end of
 	// an accepted loopback connection; nil means the kernel's answer
 	// (Linux only; elsewhere every uid-guarded listener refuses all).
@@ -202,13 +206,14 @@ type Stats struct {
 	StreamsShed       int64 // inbound streams reset at once: too many waiting for their tunnel header from their source or in all
 	BufferShed        int64 // inbound streams reset because their source held the most of the stream buffer when it was full
 	DialsShed         int64 // inbound streams refused: too many connections to apps being made for their source or in all
+	CallerStreamsShed int64 // inbound streams refused: too many streams open from their source
 	StreamBuffered    int64 // gauge: bytes inbound streams hold, received and not yet delivered to their apps
 	StreamBufferPeak  int64 // the most StreamBuffered has been
 	AppUnreachable    int64 // allowed inbound streams whose service's app could not be reached
 }
 
 type counters struct {
-	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail, shed, tunnelsShed, streamsShed, bufShed, dialsShed, appFail atomic.Int64
+	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail, shed, tunnelsShed, streamsShed, bufShed, dialsShed, callerShed, appFail atomic.Int64
 }
 
 // acceptFailed counts a failed accept, and logs the first of a run of them
@@ -239,6 +244,7 @@ type Mesh struct {
 	headers    mtls.Pending       // inbound streams waiting for their tunnel header
 	dials      mtls.Pending       // connections to apps being made for inbound streams
 	budget     *streamBudget      // what inbound streams hold, not yet delivered
+	outLedger  *streamBudget      // what outbound streams hold: no bound, see openStream
 	refusals   flow.Gate[*record] // refused handshakes and streams written one by one, the rest summarised
 
 	policy   atomic.Pointer[policy.Table]
@@ -381,6 +387,9 @@ func New(c Config) (*Mesh, error) {
 	case c.StreamBuffer < MinStreamBuffer:
 		return nil, fmt.Errorf("mesh: StreamBuffer %d is below %d bytes, four streams' windows", c.StreamBuffer, MinStreamBuffer)
 	}
+	if c.callerStreams == 0 {
+		c.callerStreams = callerStreamsOf(c.StreamBuffer)
+	}
 	m := &Mesh{
 		cfg:        c,
 		protocols:  c.protocols,
@@ -400,6 +409,7 @@ func New(c Config) (*Mesh, error) {
 		dials:      mtls.Pending{PerSource: maxDialsPerSource, Total: maxDials, ByAddress: true},
 	}
 	m.budget = newStreamBudget(c.StreamBuffer, m.bufferShed)
+	m.outLedger = newStreamBudget(math.MaxInt64, nil)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -558,7 +568,7 @@ func (m *Mesh) Stats() Stats {
 		ListenFailures: s.listenFail.Load(), ListenersFailing: m.failingListeners(), UIDRefused: s.uidRefused.Load(),
 		AcceptFailures: s.acceptFail.Load(), HandshakesShed: s.shed.Load(),
 		TunnelsShed: s.tunnelsShed.Load(), StreamsShed: s.streamsShed.Load(), AppUnreachable: s.appFail.Load(),
-		BufferShed: s.bufShed.Load(), DialsShed: s.dialsShed.Load(), StreamBuffered: buffered, StreamBufferPeak: peak,
+		BufferShed: s.bufShed.Load(), DialsShed: s.dialsShed.Load(), CallerStreamsShed: s.callerShed.Load(), StreamBuffered: buffered, StreamBufferPeak: peak,
 	}
 }
 

@@ -201,7 +201,7 @@ func (m *Mesh) openStream(ctx context.Context, src, dst string, port int, connID
 		if err != nil {
 			return nil, t, err
 		}
-		st, err := t.sess.OpenStream(ctx)
+		st, err := t.openStream(ctx)
 		if err == nil {
 			_ = st.SetWriteDeadline(time.Now().Add(m.cfg.DialTimeout))
 			_, err = st.Write(req)
@@ -218,6 +218,25 @@ func (m *Mesh) openStream(ctx context.Context, src, dst string, port int, connID
 			return nil, t, fmt.Errorf("mesh: open stream to %q: %w", dst, err)
 		}
 	}
+}
+
+// openStream opens a stream on t. Its ledger (m.outLedger, which bounds
+// nothing) follows the frames the stream holds, as an inbound stream's
+// does, so that the copy into the app learns what a read returns at once
+// and waits for the destination's data holding no buffer (fromStream).
+// The stream is in the ledger before its request header leaves: the
+// destination sends nothing before it has read it.
+func (t *tunnel) openStream(ctx context.Context) (*meteredStream, error) {
+	ys, err := t.sess.OpenStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.ledger.opened(ys.StreamID())
+	st := t.ledger.attach(ys)
+	if st == nil {
+		return nil, errors.New("stream reset as it opened")
+	}
+	return st, nil
 }
 
 // awaitResponse reads the destination's answer; the stream is closed unless

@@ -43,7 +43,8 @@ func (e *poolEntry) all() []*tunnel {
 type tunnel struct {
 	conn      *tls.Conn
 	sess      *yamux.Session
-	leafDER   []byte // the SVID we presented
+	ledger    *tunnelLedger // of m.outLedger
+	leafDER   []byte        // the SVID we presented
 	peer      spiffeid.ID
 	peerChain []*x509.Certificate
 	remote    net.Addr
@@ -224,22 +225,28 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	m.stats.clientHS.Add(1)
 	cs := tc.ConnectionState()
 	fc := newFrameConn(tc, bc)
-	sess, err := yamux.Client(fc, m.mux, nil)
+	peer, _ := identity.LeafID(cs.PeerCertificates[0])
+	// The session reads through mc, which follows what each stream
+	// holds (see openStream).
+	ledger := m.outLedger.tunnel(bufSourceKey{peer: peer.String(), addr: addrOf(raw.RemoteAddr())})
+	mc := &meteredConn{frameConn: fc, t: ledger}
+	sess, err := yamux.Client(mc, m.mux, nil)
 	if err != nil {
+		ledger.close()
 		_ = fc.Close()
 		return nil, fmt.Errorf("mesh: tunnel to %q: %w", dst, err)
 	}
 	fc.follow(sess)
 	t := &tunnel{
-		conn: tc, sess: sess, leafDER: cert.Certificate[0], peerChain: cs.PeerCertificates,
+		conn: tc, sess: sess, ledger: ledger, peer: peer, leafDER: cert.Certificate[0], peerChain: cs.PeerCertificates,
 		remote: raw.RemoteAddr(), version: cs.Version, hdr: headerVersionOf(cs.NegotiatedProtocol), recycleAt: recycleTime(cert, cs.PeerCertificates[0], m.now()),
 	}
-	t.peer, _ = identity.LeafID(cs.PeerCertificates[0])
 	m.stats.tunnels.Add(1)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		keepAlive(sess, &bc.reads, keepAliveEvery)
+		ledger.close()
 		m.stats.tunnels.Add(-1)
 	}()
 	return t, nil

@@ -29,7 +29,8 @@ const probeAfter = time.Second
 // is not counted: an error (a reset) that arrived with the last data and
 // was announced with it. So a wait that follows such reads lasts at most
 // probeAfter; then the copy reads once as Go does, and waits without a
-// bound if that read finds nothing.
+// bound if that read finds nothing. The copy takes its buffer when the
+// poller calls it to read, and gives it back when the socket is empty.
 //
 // Only a stream is written from inside the wait: closing the socket (an
 // agent's listener going, the agent stopping) waits for the copy to leave
@@ -60,13 +61,16 @@ func (c *copier) fromSocket(src net.Conn) (rerr, werr error, ok bool) {
 		probing := false
 		err = rc.Read(func(fd uintptr) bool {
 			for {
-				buf := *c.bp
-				nr, more, err := r.read(int(fd), buf)
+				if c.bp == nil {
+					c.take()
+				}
+				nr, more, err := r.read(int(fd), *c.bp)
 				switch {
 				case err == unix.EINTR:
 					continue
 				case err == unix.EAGAIN:
 					r.empty++
+					c.drop()
 					return false
 				case err != nil:
 					rerr = os.NewSyscallError("recvmsg", err)
@@ -79,6 +83,7 @@ func (c *copier) fromSocket(src net.Conn) (rerr, werr error, ok bool) {
 					return true
 				}
 				if !more {
+					c.drop()
 					if !probing {
 						probing = true
 						_ = tc.SetReadDeadline(time.Now().Add(r.probe))
