@@ -12,7 +12,9 @@ import (
 // gateway (as AWS's propagated VPN routes are, buildVPNRoutes): the
 // address spaces of the local network gateways its site-to-site (IPsec)
 // connections name, the address space of the network whose gateway a
-// VNet-to-VNet connection names, and its point-to-site clients' address
+// VNet-to-VNet connection names and of the networks that use that gateway
+// through their peerings (gateway transit, which Azure's gateways
+// advertise to each other), and its point-to-site clients' address
 // pool (vpn_client_configuration). The gateway's own network takes them,
 // and so does each network peered with it whose peering uses remote
 // gateways (use_remote_gateways), where the gateway's side allows gateway
@@ -53,6 +55,24 @@ func (m *Model) azureVPNs(byType map[string][]*tf.Resource) {
 			}
 		}
 	}
+	on := func(p *Peering, k string) bool {
+		return p.Res != nil && (unknown(p.Res.Values, k) || boolean(p.Res.Values, k, false))
+	}
+	// spokes are the networks peered with a gateway's network that use
+	// its gateway: Azure advertises them over its VNet-to-VNet
+	// connections as it does its own network.
+	spokes := map[*VPC][]*Peering{}
+	for _, p := range m.Peerings {
+		if p.B == nil || p.A == nil || p.Refused || !on(p, "use_remote_gateways") {
+			continue
+		}
+		for _, q := range m.Peerings {
+			if q.A == p.B && q.B == p.A && !q.Refused && on(q, "allow_gateway_transit") {
+				spokes[p.B] = append(spokes[p.B], p)
+				break
+			}
+		}
+	}
 	gateway := func(vals map[string]any, k string) string {
 		if ref := m.ref(vals, k); ref != "" {
 			return m.addrOf("azurerm_virtual_network_gateway", ref)
@@ -87,6 +107,11 @@ func (m *Model) azureVPNs(byType map[string][]*tf.Resource) {
 				for _, c := range v.CIDRs {
 					routes[gw] = append(routes[gw], gwRoute{c, r.Address + " (VNet-to-VNet to " + peer + ")"})
 				}
+				for _, p := range spokes[v] {
+					for _, c := range p.A.CIDRs {
+						routes[gw] = append(routes[gw], gwRoute{c, r.Address + " (VNet-to-VNet to " + peer + ", for " + p.A.Addr + " through " + p.Addr + ")"})
+					}
+				}
 			} else {
 				m.note(r, "the peer gateway's network is not in the project: what it reaches through the connection is not evaluated")
 			}
@@ -96,25 +121,13 @@ func (m *Model) azureVPNs(byType map[string][]*tf.Resource) {
 			m.note(r, "connection type %q is not evaluated", typ)
 		}
 	}
-	on := func(p *Peering, k string) bool {
-		return p.Res != nil && (unknown(p.Res.Values, k) || boolean(p.Res.Values, k, false))
-	}
 	for gw, v := range home {
 		for _, rt := range routes[gw] {
 			v.Main.Routes = append(v.Main.Routes, Route{Dest: rt.dest, Kind: "igw", Target: gw, Where: rt.where})
 		}
-		for _, p := range m.Peerings {
-			if p.B != v || p.A == nil || p.Refused || !on(p, "use_remote_gateways") {
-				continue
-			}
-			for _, q := range m.Peerings {
-				if q.A != v || q.B != p.A || q.Refused || !on(q, "allow_gateway_transit") {
-					continue
-				}
-				for _, rt := range routes[gw] {
-					p.A.Main.Routes = append(p.A.Main.Routes, Route{Dest: rt.dest, Kind: "igw", Target: gw, Where: rt.where + " through " + p.Addr + " (use_remote_gateways)"})
-				}
-				break
+		for _, p := range spokes[v] {
+			for _, rt := range routes[gw] {
+				p.A.Main.Routes = append(p.A.Main.Routes, Route{Dest: rt.dest, Kind: "igw", Target: gw, Where: rt.where + " through " + p.Addr + " (use_remote_gateways)"})
 			}
 		}
 	}

@@ -234,3 +234,103 @@ resource "azurerm_network_security_rule" "no_office" {
 		}
 	})
 }
+
+// TestAzureVNetToVNetSpokes checks that a VNet-to-VNet connection carries
+// the spokes that use the far gateway (gateway transit), as Azure's
+// gateways advertise them: the machine at the near end is reached from
+// the spoke's range, not only from the far hub's.
+func TestAzureVNetToVNetSpokes(t *testing.T) {
+	const src = `
+resource "azurerm_virtual_network" "hub" {
+  name          = "hub"
+  address_space = ["10.0.0.0/16"]
+}
+resource "azurerm_subnet" "hub_gateway" {
+  name                 = "GatewaySubnet"
+  virtual_network_name = azurerm_virtual_network.hub.name
+  address_prefixes     = ["10.0.255.0/27"]
+}
+resource "azurerm_virtual_network_gateway" "hub" {
+  name     = "hub"
+  type     = "Vpn"
+  vpn_type = "RouteBased"
+  sku      = "VpnGw1"
+  ip_configuration {
+    name      = "gw"
+    subnet_id = azurerm_subnet.hub_gateway.id
+  }
+}
+resource "azurerm_virtual_network" "spoke" {
+  name          = "spoke"
+  address_space = ["10.1.0.0/16"]
+}
+resource "azurerm_virtual_network_peering" "hub_spoke" {
+  name                      = "hub-spoke"
+  virtual_network_name      = azurerm_virtual_network.hub.name
+  remote_virtual_network_id = azurerm_virtual_network.spoke.id
+  allow_gateway_transit     = true
+}
+resource "azurerm_virtual_network_peering" "spoke_hub" {
+  name                      = "spoke-hub"
+  virtual_network_name      = azurerm_virtual_network.spoke.name
+  remote_virtual_network_id = azurerm_virtual_network.hub.id
+  use_remote_gateways       = true
+}
+
+resource "azurerm_virtual_network" "site" {
+  name          = "site"
+  address_space = ["192.168.0.0/16"]
+}
+resource "azurerm_subnet" "site_gateway" {
+  name                 = "GatewaySubnet"
+  virtual_network_name = azurerm_virtual_network.site.name
+  address_prefixes     = ["192.168.255.0/27"]
+}
+resource "azurerm_subnet" "site_app" {
+  name                 = "app"
+  virtual_network_name = azurerm_virtual_network.site.name
+  address_prefixes     = ["192.168.1.0/24"]
+}
+resource "azurerm_virtual_network_gateway" "site" {
+  name     = "site"
+  type     = "Vpn"
+  vpn_type = "RouteBased"
+  sku      = "VpnGw1"
+  ip_configuration {
+    name      = "gw"
+    subnet_id = azurerm_subnet.site_gateway.id
+  }
+}
+resource "azurerm_virtual_network_gateway_connection" "site_hub" {
+  name                            = "site-hub"
+  type                            = "Vnet2Vnet"
+  virtual_network_gateway_id      = azurerm_virtual_network_gateway.site.id
+  peer_virtual_network_gateway_id = azurerm_virtual_network_gateway.hub.id
+  shared_key                      = "not-a-real-key"
+}
+resource "azurerm_network_interface" "site" {
+  name = "site"
+  ip_configuration {
+    name      = "ip"
+    subnet_id = azurerm_subnet.site_app.id
+  }
+}
+resource "azurerm_linux_virtual_machine" "site" {
+  name                  = "site"
+  network_interface_ids = [azurerm_network_interface.site.id]
+}
+`
+	const site = "azurerm_linux_virtual_machine.site"
+	rep := checkSource(t, src)
+	for _, from := range []string{"(10.0.0.0/16)", "(10.1.0.0/16)"} {
+		if got := lateralFrom(rep, site, from); len(got) != 1 || !strings.Contains(got[0].Message, "tcp 22 (SSH)") {
+			t.Errorf("want one %s on SSH from the VPN %s, got %q", RuleAzLateral, from, messages(activeOn(rep, RuleAzLateral, site)))
+		}
+	}
+	t.Run("spoke without the remote gateway", func(t *testing.T) {
+		rep := checkSource(t, strings.Replace(src, "use_remote_gateways       = true", "use_remote_gateways       = false", 1))
+		if got := lateralFrom(rep, site, "(10.1.0.0/16)"); len(got) > 0 {
+			t.Errorf("the spoke does not use the hub's gateway, yet reaches the far site: %q", messages(got))
+		}
+	})
+}
