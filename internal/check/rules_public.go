@@ -328,28 +328,67 @@ func (m *Model) privateAPIs(byType map[string][]*tf.Resource, fs *findings) {
 // s3Public reports buckets open to everyone through their policy or ACL
 // (AWS-S3-001). A public access block, ACL or policy names its bucket by
 // its name or ID, or by a reference to it where neither is known
-// statically (bucketOf).
+// statically (bucketOf). An account's public access block
+// (aws_s3_account_public_access_block) stands for every bucket of its
+// provider configuration's account. A bucket the configuration creates
+// (not one it adopts with an import block, nor one read from a plan) takes
+// the defaults S3 gives every bucket created since April 2023, public
+// access blocked and ACLs disabled, unless its own public access block
+// or ownership controls turn them off: a policy or ACL that would open it
+// is then refused on a new bucket and opens only an older one, graded
+// medium and said so (s3Defaults).
 func (m *Model) s3Public(byType map[string][]*tf.Resource, fs *findings) {
 	bucketOf := func(r *tf.Resource) string { return m.addr(m.ref(r.Values, "bucket")) }
 	blocked, aclBlocked := map[string]bool{}, map[string]bool{}
+	d := s3Defaults{blockSet: map[string]bool{}, aclsOn: map[string]bool{}, newBucket: map[string]bool{}}
 	for _, r := range byType["aws_s3_bucket_public_access_block"] {
 		b := bucketOf(r)
+		policy := boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false)
+		acls := boolean(r.Values, "block_public_acls", false) || boolean(r.Values, "ignore_public_acls", false)
 		if b == "" {
-			continue // a bucket not known statically: it blocks none the project knows
+			// A bucket not known statically: it blocks none the project
+			// knows, and may turn off the defaults of any.
+			d.anyPolicyOff = d.anyPolicyOff || !policy
+			d.anyACLsOff = d.anyACLsOff || !acls
+			continue
 		}
-		if boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false) {
-			blocked[b] = true
-		}
-		if boolean(r.Values, "block_public_acls", false) || boolean(r.Values, "ignore_public_acls", false) {
-			aclBlocked[b] = true
-		}
+		d.blockSet[b] = true
+		blocked[b] = blocked[b] || policy
+		aclBlocked[b] = aclBlocked[b] || acls
 	}
 	// Ownership controls that enforce the bucket owner disable ACLs: S3
-	// refuses a public one on the bucket or its objects.
+	// refuses a public one on the bucket or its objects. Others enable
+	// them.
 	for _, r := range byType["aws_s3_bucket_ownership_controls"] {
-		if b := bucketOf(r); b != "" && str(block(r.Values, "rule"), "object_ownership") == "BucketOwnerEnforced" {
+		b := bucketOf(r)
+		enforced := str(block(r.Values, "rule"), "object_ownership") == "BucketOwnerEnforced"
+		switch {
+		case b == "":
+			d.anyACLsOn = d.anyACLsOn || !enforced
+		case enforced:
 			aclBlocked[b] = true
+		default:
+			d.aclsOn[b] = true
 		}
+	}
+	accountPolicy, accountACLs := map[string]bool{}, map[string]bool{}
+	for _, r := range byType["aws_s3_account_public_access_block"] {
+		c := m.configs[r.Address]
+		accountPolicy[c] = accountPolicy[c] || boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false)
+		accountACLs[c] = accountACLs[c] || boolean(r.Values, "block_public_acls", false) || boolean(r.Values, "ignore_public_acls", false)
+	}
+	for _, r := range byType["aws_s3_bucket"] {
+		if r.ImportID == "" && !r.Planned {
+			d.newBucket[r.Address] = true
+		}
+	}
+	// configOf is the provider configuration of the bucket b, named by r:
+	// the bucket's own where the project holds it, else r's.
+	configOf := func(r *tf.Resource, b string) string {
+		if br := m.byRef[b]; br != nil && br.Type == "aws_s3_bucket" {
+			return m.configs[br.Address]
+		}
+		return m.configs[r.Address]
 	}
 	// A canned ACL or grant for everyone (AllUsers) or every AWS account
 	// (AuthenticatedUsers), on the bucket (inline before the AWS provider 4.0)
@@ -365,15 +404,27 @@ func (m *Model) s3Public(byType map[string][]*tf.Resource, fs *findings) {
 			if aclBlocked[bucket] || typ == "aws_s3_bucket" && (aclBlocked[r.Address] || aclBlocked[str(r.Values, "id")]) {
 				continue
 			}
+			if typ == "aws_s3_bucket" {
+				bucket = r.Address
+			}
+			if accountACLs[configOf(r, bucket)] {
+				continue
+			}
+			sev, refused := Critical, d.acls(m.byRef[bucket])
+			if refused != "" {
+				sev = Medium
+			} else {
+				refused = ", and no public access block with block_public_acls or ignore_public_acls stands in the way"
+			}
 			if acl := str(r.Values, "acl"); acl == "public-read" || acl == "public-read-write" || acl == "authenticated-read" {
-				fs.add(RulePublicBucket, r, nil, "acl = %q lets %s read the %s, and no public access block with block_public_acls or ignore_public_acls stands in the way", acl, aclWho(acl), what)
+				fs.addSev(RulePublicBucket, sev, r, nil, "acl = %q lets %s read the %s%s", acl, aclWho(acl), what, refused)
 				continue
 			}
 			for _, acp := range blocks(r.Values, "access_control_policy") {
 				for _, g := range blocks(acp, "grant") {
 					for _, gr := range blocks(g, "grantee") {
 						if uri := str(gr, "uri"); strings.HasSuffix(uri, "/global/AllUsers") || strings.HasSuffix(uri, "/global/AuthenticatedUsers") {
-							fs.add(RulePublicBucket, r, nil, "a grant gives %s to %s, and no public access block with block_public_acls or ignore_public_acls stands in the way", orDash(str(g, "permission")), uri)
+							fs.addSev(RulePublicBucket, sev, r, nil, "a grant gives %s to %s%s", orDash(str(g, "permission")), uri, refused)
 						}
 					}
 				}
@@ -382,28 +433,72 @@ func (m *Model) s3Public(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	for _, r := range byType["aws_s3_bucket_policy"] {
 		bucket := bucketOf(r)
-		if blocked[bucket] && bucket != "" {
+		if blocked[bucket] && bucket != "" || accountPolicy[configOf(r, bucket)] {
 			continue
+		}
+		sev, refused := Critical, d.policy(m.byRef[bucket])
+		if refused != "" {
+			sev = Medium
 		}
 		if bucket == "" {
 			bucket = "a bucket not known statically"
 		}
 		doc, partial := document(r.Values, "policy")
 		if sid, how, ok := m.publicStatement(doc); ok {
-			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" %s on %s%s", sid, how, bucket, partial)
+			fs.addSev(RulePublicBucket, sev, r, nil, "statement %s allows Principal \"*\" %s on %s%s%s", sid, how, bucket, partial, refused)
 		}
 	}
 	// The bucket's own policy argument, which the AWS provider takes
 	// beside aws_s3_bucket_policy (deprecated, not removed).
 	for _, r := range byType["aws_s3_bucket"] {
-		if !has(r.Values, "policy") || blocked[r.Address] || blocked[str(r.Values, "id")] {
+		if !has(r.Values, "policy") || blocked[r.Address] || blocked[str(r.Values, "id")] || accountPolicy[m.configs[r.Address]] {
 			continue
+		}
+		sev, refused := Critical, d.policy(r)
+		if refused != "" {
+			sev = Medium
 		}
 		doc, partial := document(r.Values, "policy")
 		if sid, how, ok := m.publicStatement(doc); ok {
-			fs.add(RulePublicBucket, r, nil, "statement %s of its policy argument allows Principal \"*\" %s%s", sid, how, partial)
+			fs.addSev(RulePublicBucket, sev, r, nil, "statement %s of its policy argument allows Principal \"*\" %s%s%s", sid, how, partial, refused)
 		}
 	}
+}
+
+// s3Defaults holds what says whether a bucket keeps the defaults S3 gives
+// every bucket created since April 2023: all four public access block
+// settings on, and ACLs disabled (object ownership BucketOwnerEnforced).
+type s3Defaults struct {
+	newBucket map[string]bool // buckets the configuration creates, by address
+	blockSet  map[string]bool // buckets a public access block of the project names
+	aclsOn    map[string]bool // buckets whose ownership controls enable ACLs
+	// A public access block or ownership controls of a bucket not known
+	// statically, that may turn a bucket's defaults off.
+	anyPolicyOff, anyACLsOff, anyACLsOn bool
+}
+
+const s3DefaultsLost = ": applying it fails on a bucket created since then, and only an older one is open"
+
+// policy says why S3 refuses a public policy on b, "" where it may take it.
+func (d s3Defaults) policy(b *tf.Resource) string {
+	if b == nil || !d.newBucket[b.Address] || d.blockSet[b.Address] || d.anyPolicyOff {
+		return ""
+	}
+	return "; but S3 blocks public policies on every bucket created since April 2023 unless its public access block turns block_public_policy and restrict_public_buckets off, and none here does" + s3DefaultsLost
+}
+
+// acls says why S3 refuses a public ACL on b or its objects, "" where it
+// may take it.
+func (d s3Defaults) acls(b *tf.Resource) string {
+	switch {
+	case b == nil || !d.newBucket[b.Address]:
+		return ""
+	case !d.blockSet[b.Address] && !d.anyACLsOff:
+		return "; but S3 blocks public ACLs on every bucket created since April 2023 unless its public access block turns block_public_acls and ignore_public_acls off, and none here does" + s3DefaultsLost
+	case !d.aclsOn[b.Address] && !d.anyACLsOn:
+		return "; but S3 disables ACLs on every bucket created since April 2023 (object ownership BucketOwnerEnforced) unless its ownership controls enable them, and none here do" + s3DefaultsLost
+	}
+	return ""
 }
 
 // aclWho names whom a public canned ACL admits.

@@ -1,7 +1,7 @@
 # Buckets whose names are made from an input without a value. One's public
 # access block names it by its name (.bucket) and its public policy by its
-# ID: the block stops the policy. The other has the same policy and no
-# block: it is open to everyone.
+# ID: the block stops the policy. The other has the same policy and a
+# block that turns S3's defaults off: it is open to everyone.
 variable "prefix" {
   type = string
 }
@@ -33,6 +33,14 @@ resource "aws_s3_bucket_policy" "blocked" {
 
 resource "aws_s3_bucket" "open" {
   bucket = "${var.prefix}-open"
+}
+
+resource "aws_s3_bucket_public_access_block" "open" {
+  bucket                  = aws_s3_bucket.open.id
+  block_public_acls       = false
+  block_public_policy     = false
+  ignore_public_acls      = false
+  restrict_public_buckets = false
 }
 
 resource "aws_s3_bucket_policy" "open" {

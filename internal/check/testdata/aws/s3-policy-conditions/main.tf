@@ -13,6 +13,17 @@ resource "aws_s3_bucket" "b" {
   bucket   = "assets-${each.key}"
 }
 
+# Each bucket's public access block is off, as S3's defaults would
+# otherwise refuse a public policy.
+resource "aws_s3_bucket_public_access_block" "b" {
+  for_each                = aws_s3_bucket.b
+  bucket                  = each.value.id
+  block_public_acls       = false
+  block_public_policy     = false
+  ignore_public_acls      = false
+  restrict_public_buckets = false
+}
+
 variable "endpoint_id" {
   type = string
 }

@@ -1,4 +1,6 @@
-# A bucket policy that lets anyone read objects.
+# A bucket policy that lets anyone read objects. Each bucket's public
+# access block is turned off and ownership controls enable ACLs, as S3
+# refuses public policies and ACLs on a new bucket otherwise.
 resource "aws_vpc" "main" {
   cidr_block = "10.0.0.0/16"
 }
@@ -74,6 +76,14 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "data" {
   }
 }
 
+resource "aws_s3_bucket_public_access_block" "data" {
+  bucket                  = aws_s3_bucket.data.id
+  block_public_acls       = false
+  block_public_policy     = false
+  ignore_public_acls      = false
+  restrict_public_buckets = false
+}
+
 resource "aws_s3_bucket_policy" "data" {
   bucket = aws_s3_bucket.data.id
   policy = jsonencode({
@@ -100,6 +110,14 @@ resource "aws_s3_bucket_ownership_controls" "site" {
   }
 }
 
+resource "aws_s3_bucket_public_access_block" "site" {
+  bucket                  = aws_s3_bucket.site.id
+  block_public_acls       = false
+  block_public_policy     = false
+  ignore_public_acls      = false
+  restrict_public_buckets = false
+}
+
 resource "aws_s3_bucket_acl" "site" {
   bucket = aws_s3_bucket.site.id
   acl    = "public-read"
@@ -107,6 +125,21 @@ resource "aws_s3_bucket_acl" "site" {
 
 resource "aws_s3_bucket" "media" {
   bucket = "example-media"
+}
+
+resource "aws_s3_bucket_public_access_block" "media" {
+  bucket                  = aws_s3_bucket.media.id
+  block_public_acls       = false
+  block_public_policy     = false
+  ignore_public_acls      = false
+  restrict_public_buckets = false
+}
+
+resource "aws_s3_bucket_ownership_controls" "media" {
+  bucket = aws_s3_bucket.media.id
+  rule {
+    object_ownership = "ObjectWriter"
+  }
 }
 
 resource "aws_s3_bucket_acl" "media" {
