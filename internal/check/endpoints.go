@@ -11,13 +11,6 @@ import (
 	"moat/internal/check/tf"
 )
 
-// enginePorts are the default ports of database engines.
-var enginePorts = map[string]int{
-	"postgres": 5432, "aurora-postgresql": 5432, "mysql": 3306, "mariadb": 3306, "aurora-mysql": 3306,
-	"aurora": 3306, "sqlserver-ex": 1433, "sqlserver-se": 1433, "sqlserver-ee": 1433, "sqlserver-web": 1433,
-	"oracle-se2": 1521, "oracle-ee": 1521, "redis": 6379, "valkey": 6379, "memcached": 11211,
-}
-
 // proxyPorts are the ports an RDS proxy answers on, by engine family.
 var proxyPorts = map[string]int{"MYSQL": 3306, "POSTGRESQL": 5432, "SQLSERVER": 1433}
 
@@ -38,7 +31,7 @@ func portKnown(r *tf.Resource) bool {
 	if unknown(r.Values, "port") {
 		return false
 	}
-	_, engine := enginePorts[strings.ToLower(str(r.Values, "engine"))]
+	_, engine := tf.EnginePort(str(r.Values, "engine"))
 	return num(r.Values, "port", 0) > 0 || engine
 }
 
@@ -46,7 +39,7 @@ func enginePort(r *tf.Resource, def int) int {
 	if p := num(r.Values, "port", 0); p > 0 {
 		return p
 	}
-	if p, ok := enginePorts[strings.ToLower(str(r.Values, "engine"))]; ok {
+	if p, ok := tf.EnginePort(str(r.Values, "engine")); ok {
 		return p
 	}
 	return def

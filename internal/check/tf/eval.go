@@ -839,9 +839,11 @@ func (rs *resState) value() cty.Value {
 	for i := range rs.keys {
 		addr := cty.StringVal(rs.addr(i))
 		m := map[string]cty.Value{}
+		portSet := false
 		// What other expressions read carries no mark (prefixMark).
 		if v, _ := rs.vals[i].UnmarkDeep(); v.IsKnown() && v.Type().IsObjectType() && !v.IsNull() {
 			for k, x := range v.AsValueMap() {
+				portSet = portSet || k == "port" && !x.IsNull()
 				if x.IsNull() {
 					// Unset in the configuration: the provider may compute
 					// it (most optional attributes are also computed).
@@ -853,6 +855,12 @@ func (rs *resState) value() cty.Value {
 		for _, k := range []string{"id", "arn", "name"} {
 			if _, ok := m[k]; !ok {
 				m[k] = addr
+			}
+		}
+		if e, ok := m["engine"]; ok && enginePortTypes[rs.rb.typ] && !portSet && e.IsKnown() && e.Type() == cty.String {
+			// Not set, a database's port is its engine's default.
+			if p, ok := EnginePort(e.AsString()); ok {
+				m["port"] = cty.NumberIntVal(int64(p))
 			}
 		}
 		if rs.rb.typ == "aws_vpc" || rs.rb.typ == "aws_default_vpc" {

@@ -133,6 +133,26 @@ func primaryPrivateIP(addr string, ipcs cty.Value) cty.Value {
 	return ip
 }
 
+// enginePorts are the default ports of database engines, by engine name
+// in lower case.
+var enginePorts = map[string]int{
+	"postgres": 5432, "aurora-postgresql": 5432, "mysql": 3306, "mariadb": 3306, "aurora-mysql": 3306,
+	"aurora": 3306, "sqlserver-ex": 1433, "sqlserver-se": 1433, "sqlserver-ee": 1433, "sqlserver-web": 1433,
+	"oracle-se2": 1521, "oracle-ee": 1521, "redis": 6379, "valkey": 6379, "memcached": 11211,
+}
+
+// EnginePort returns the port a database of engine answers on when its
+// port is not set (RDS's and ElastiCache's defaults), and whether the
+// engine is one it knows.
+func EnginePort(engine string) (int, bool) {
+	p, ok := enginePorts[strings.ToLower(engine)]
+	return p, ok
+}
+
+// enginePortTypes are the resource types whose port, not set, is their
+// engine's default port (EnginePort).
+var enginePortTypes = map[string]bool{"aws_db_instance": true, "aws_rds_cluster": true, "aws_elasticache_cluster": true}
+
 // VPCDefaults returns the IDs, stood in by strings derived from the VPC's
 // address, of what AWS creates with every VPC: the main route table, the
 // default network ACL and the default security group. Both readers use them.
