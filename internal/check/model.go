@@ -212,6 +212,9 @@ type SGRule struct {
 	CIDRs    []netip.Prefix
 	SGs      []string // referenced security groups (addresses)
 	Self     bool
+	// SelfAssumed says why Self is read as true: its value is not known
+	// statically.
+	SelfAssumed string
 	// Assumed says why the rule is read as admitting every address: a
 	// source could not be evaluated, and what cannot be evaluated is read
 	// at its most permissive.

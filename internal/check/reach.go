@@ -350,7 +350,11 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 				}
 			}
 			if r.Self && src.SGs[g.Addr] {
-				member, why = true, append(why, "from its own members (self)")
+				self := "self"
+				if r.SelfAssumed != "" {
+					self = r.SelfAssumed
+				}
+				member, why = true, append(why, "from its own members ("+self+")")
 			}
 			if member {
 				allowed.AddSet(set)
@@ -765,7 +769,8 @@ func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int,
 }
 
 // knownRules are sgs with only their ingress rules that rest on no
-// assumption (a source or ports not known statically).
+// assumption (a source or ports not known statically), less a self read
+// as true for not being known.
 func knownRules(sgs []*SG) []*SG {
 	out := make([]*SG, 0, len(sgs))
 	for _, g := range sgs {
@@ -773,6 +778,9 @@ func knownRules(sgs []*SG) []*SG {
 		c.Ingress = nil
 		for _, r := range g.Ingress {
 			if r.Assumed == "" && r.PortsAssumed == "" {
+				if r.SelfAssumed != "" {
+					r.Self, r.SelfAssumed = false, ""
+				}
 				c.Ingress = append(c.Ingress, r)
 			}
 		}

@@ -134,6 +134,10 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		}
 	}
 	rule.Self = boolean(b, "self", false)
+	if unknown(b, "self") {
+		rule.Self, rule.SelfAssumed = true, "self not known statically: assumed to be true, admitting the group's own members"
+		m.note(r, "%s: %s", where, rule.SelfAssumed)
+	}
 	rule.Managed = managed
 	var whys []string
 	if len(managed) > 0 {
