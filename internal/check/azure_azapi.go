@@ -2,6 +2,7 @@ package check
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -461,8 +462,7 @@ func azapiContainerApp(r *tf.Resource) *tf.Resource {
 	switch x := azapiMember(props["configuration"], "ingress").(type) {
 	case map[string]any:
 		b := map[string]any{}
-		for arm, k := range map[string]string{"external": "external_enabled", "targetPort": "target_port", "exposedPort": "exposed_port",
-			"transport": "transport", "allowInsecure": "allow_insecure_connections"} {
+		for arm, k := range azapiIngressNames {
 			if v, ok := x[arm]; ok {
 				b[k] = v
 			}
@@ -544,7 +544,7 @@ func azapiNetworkACLs(r *tf.Resource, typ, blk string) *tf.Resource {
 		out.Values["public_network_access_enabled"] = v
 	}
 	if typ == "azurerm_storage_account" {
-		for arm, k := range map[string]string{"minimumTlsVersion": "min_tls_version", "supportsHttpsTrafficOnly": "enable_https_traffic_only"} {
+		for arm, k := range azapiStorageNames {
 			if v, ok := props[arm]; ok {
 				out.Values[k] = v
 			}
@@ -622,7 +622,7 @@ func azapiAKS(r *tf.Resource) *tf.Resource {
 	case tf.Unknown:
 		out.Values["private_cluster_enabled"], out.Values["api_server_authorized_ip_ranges"] = a, a
 	}
-	for arm, k := range map[string]string{"enableRBAC": "role_based_access_control_enabled", "disableLocalAccounts": "local_account_disabled"} {
+	for arm, k := range azapiAKSNames {
 		if v, ok := props[arm]; ok {
 			out.Values[k] = v
 		}
@@ -636,7 +636,7 @@ func azapiAKS(r *tf.Resource) *tf.Resource {
 	if pools, ok := props["agentPoolProfiles"].([]any); ok && len(pools) > 0 {
 		if p, ok := pools[0].(map[string]any); ok {
 			pool := map[string]any{"name": p["name"]}
-			for arm, k := range map[string]string{"vnetSubnetID": "vnet_subnet_id", "enableNodePublicIP": "node_public_ip_enabled"} {
+			for arm, k := range azapiPoolNames {
 				if v, ok := p[arm]; ok {
 					pool[k] = v
 				}
@@ -689,4 +689,82 @@ func azapiSubnetUpdateRead(vals map[string]any) bool {
 		}
 	}
 	return len(props) > 0
+}
+
+// The ARM properties the readers take one to one as azurerm's arguments:
+// a container app's ingress, a storage account's, an AKS cluster's and
+// its first agent pool's.
+var (
+	azapiIngressNames = map[string]string{"external": "external_enabled", "targetPort": "target_port", "exposedPort": "exposed_port",
+		"transport": "transport", "allowInsecure": "allow_insecure_connections"}
+	azapiStorageNames = map[string]string{"minimumTlsVersion": "min_tls_version", "supportsHttpsTrafficOnly": "enable_https_traffic_only"}
+	azapiAKSNames     = map[string]string{"enableRBAC": "role_based_access_control_enabled", "disableLocalAccounts": "local_account_disabled"}
+	azapiPoolNames    = map[string]string{"vnetSubnetID": "vnet_subnet_id", "enableNodePublicIP": "node_public_ip_enabled"}
+)
+
+// azapiPaths names, by the azurerm type an azapi_resource is read as, the
+// ARM properties of the azurerm arguments and blocks the reader fills
+// from more than one property or from an object, beside those it maps
+// one to one.
+var azapiPaths = map[string]map[string]string{
+	"azurerm_storage_account": {"network_rules": "networkAcls", "default_action": "defaultAction", "ip_rules": "ipRules",
+		"public_network_access_enabled": "publicNetworkAccess"},
+	"azurerm_key_vault": {"network_acls": "networkAcls", "default_action": "defaultAction", "ip_rules": "ipRules",
+		"public_network_access_enabled": "publicNetworkAccess"},
+	"azurerm_container_app": {"ip_security_restriction": "ipSecurityRestrictions", "ip_address_range": "ipAddressRange",
+		"container_app_environment_id": "environmentId"},
+	"azurerm_container_app_environment": {"internal_load_balancer_enabled": "vnetConfiguration.internal", "public_network_access": "publicNetworkAccess"},
+	"azurerm_kubernetes_cluster": {"private_cluster_enabled": "apiServerAccessProfile.enablePrivateCluster",
+		"api_server_authorized_ip_ranges": "apiServerAccessProfile.authorizedIPRanges", "api_server_access_profile": "apiServerAccessProfile",
+		"authorized_ip_ranges": "authorizedIPRanges", "azure_active_directory_role_based_access_control": "aadProfile",
+		"default_node_pool": "agentPoolProfiles[0]"},
+	"azurerm_linux_web_app": {"site_config": "siteConfig", "ip_restriction": "ipSecurityRestrictions", "scm_ip_restriction": "scmIpSecurityRestrictions",
+		"public_network_access_enabled": "publicNetworkAccess", "https_only": "httpsOnly", "ip_address": "ipAddress",
+		"the azurerm provider's default": "ARM's default"},
+}
+
+// azapiOneToOne are, by the azurerm type an azapi_resource is read as, the
+// maps of ARM properties to the arguments the reader takes them as.
+var azapiOneToOne = map[string][]map[string]string{
+	"azurerm_linux_web_app":      {azapiSiteNames},
+	"azurerm_container_app":      {azapiIngressNames},
+	"azurerm_storage_account":    {azapiStorageNames},
+	"azurerm_kubernetes_cluster": {azapiAKSNames, azapiPoolNames},
+}
+
+// fromAzapi reports whether r was written through the AzAPI provider and
+// read as the azurerm resource of its Type.
+func fromAzapi(r *tf.Resource) bool {
+	a := r.Address
+	if r.Module != "" {
+		a = strings.TrimPrefix(a, r.Module+".")
+	}
+	return strings.HasPrefix(a, "azapi_resource.") || strings.HasPrefix(a, "azapi_update_resource.")
+}
+
+// azapiWords rewrites in msg, said of an azapi_resource read as the
+// azurerm type typ, the azurerm argument names the reader filled by the
+// ARM properties its body holds, so the finding names what its code
+// says. Longer names go first: none is rewritten inside another.
+func azapiWords(typ, msg string) string {
+	names := map[string]string{}
+	for _, m := range azapiOneToOne[typ] {
+		for arm, k := range m {
+			names[k] = arm
+		}
+	}
+	for k, arm := range azapiPaths[typ] {
+		names[k] = arm
+	}
+	keys := make([]string, 0, len(names))
+	for k := range names {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return len(b) - len(a) })
+	for _, k := range keys {
+		if strings.Contains(msg, k) {
+			msg = regexp.MustCompile(`\b`+regexp.QuoteMeta(k)+`\b`).ReplaceAllLiteralString(msg, names[k])
+		}
+	}
+	return msg
 }

@@ -1051,7 +1051,7 @@ func TestAzapiSiteRestrictions(t *testing.T) {
 		site("narrow", "      siteConfig = {\n        ftpsState = \"FtpsOnly\"\n        ipSecurityRestrictionsDefaultAction = \"Deny\"\n        scmIpSecurityRestrictionsUseMain = true\n        ipSecurityRestrictions = [{ ipAddress = \"203.0.113.0/24\", action = \"Allow\", priority = 100, name = \"office\" }]\n      }") +
 		site("private", "      publicNetworkAccess = \"Disabled\"")
 	rep := checkSource(t, src)
-	if got := activeOn(rep, RuleAzAppOpen, "azapi_resource.open"); len(got) != 1 || !strings.Contains(got[0].Message, "no scm_ip_restriction") {
+	if got := activeOn(rep, RuleAzAppOpen, "azapi_resource.open"); len(got) != 1 || !strings.Contains(got[0].Message, "no scmIpSecurityRestrictions") {
 		t.Errorf("%s on the app without restrictions: %+v, want one saying the deployment site has none", RuleAzAppOpen, got)
 	}
 	for _, a := range []string{"azapi_resource.narrow", "azapi_resource.private"} {
@@ -1177,9 +1177,9 @@ resource "azurerm_container_registry" "ruled" {
 func TestAzAPIStorageAndVaults(t *testing.T) {
 	rep := run(t, "testdata/azure/azapi-data")
 	for addr, want := range map[string]string{
-		"azapi_resource.logs":       "no network_rules block",
+		"azapi_resource.logs":       "no networkAcls block",
 		"azapi_resource.exports":    "0.0.0.0/1",
-		"azapi_resource.vault_open": "default_action of network_acls is Allow",
+		"azapi_resource.vault_open": "defaultAction of networkAcls is Allow",
 	} {
 		if got := activeOn(rep, RuleAzServiceOpen, addr); len(got) != 1 || !strings.Contains(got[0].Message, want) {
 			t.Errorf("%s: %+v, want one %s saying %q", addr, got, RuleAzServiceOpen, want)

@@ -254,6 +254,9 @@ func (fs *findings) addSev(rule string, sev Severity, r *tf.Resource, path []Hop
 	f := Finding{RuleID: rule, Severity: sev, Message: fmt.Sprintf(format, args...), Path: path}
 	if r != nil {
 		f.Address, f.File, f.Line, f.end = r.Address, r.Pos.File, r.Pos.Line, r.End
+		if fromAzapi(r) {
+			f.Message = azapiWords(r.Type, f.Message)
+		}
 	}
 	fs.list = append(fs.list, f)
 }
