@@ -25,6 +25,9 @@ const (
 	RuleNotebookInternet = "AWS-SAGEMAKER-001"
 	// RulePrivateAPIOpen is a private REST API every VPC endpoint reaches.
 	RulePrivateAPIOpen = "AWS-APIGW-001"
+	// RuleOpenPolicy is a queue, topic, repository, secret, key, vault or
+	// event bus whose resource policy lets every caller in.
+	RuleOpenPolicy = "AWS-POLICY-001"
 )
 
 func publicServiceRules() []Rule {
@@ -44,6 +47,39 @@ func publicServiceRules() []Rule {
 		{RulePrivateAPIOpen, High, "Private API open to every VPC endpoint",
 			"A private REST API (endpoint_configuration types = [\"PRIVATE\"]) has a resource policy (policy, or aws_api_gateway_rest_api_policy) with a statement that allows Principal \"*\" without an aws:SourceVpce or aws:SourceVpc condition, and no statement denies requests from other endpoints or networks: an execute-api interface endpoint in any VPC of any AWS account reaches the API, and only its methods' authorization stands in the way. A policy only parts of which are known statically (its own execution_arn, say) is read for what is known, and the finding says so; one not known statically at all is not judged. An API whose endpoint type is not known statically is read as private, and the finding says so.",
 			"Add aws:SourceVpce (or aws:SourceVpc) to the Allow statement's condition, or a Deny for Principal \"*\" with a StringNotEquals condition on aws:SourceVpce naming the endpoints meant to reach the API."},
+		{RuleOpenPolicy, High, "Resource policy open to every AWS account",
+			"The resource policy of an SQS queue, SNS topic, ECR repository, Secrets Manager secret, KMS key, Glacier vault or EventBridge event bus (its policy or access_policy argument, or aws_sqs_queue_policy, aws_sns_topic_policy, aws_ecr_repository_policy, aws_secretsmanager_secret_policy, aws_kms_key_policy, aws_cloudwatch_event_bus_policy) has a statement that allows Principal \"*\" without a condition that bounds who sends the request (read as for AWS-S3-001; kms:CallerAccount bounds a key's too): every AWS account, and for some actions anyone, calls the actions it grants on the resource from the internet, reading secrets, decrypting with the key, pulling images or sending and receiving messages. A policy only parts of which are known statically is read for what is known, and the finding says so; one not known statically at all is not judged.",
+			"Name the principals that need access (an account, role or service), or add a condition that bounds the callers: aws:PrincipalOrgID or aws:PrincipalAccount, aws:SourceArn or aws:SourceAccount for a service, kms:CallerAccount for a key."},
+	}
+}
+
+// policyHolders are the arguments that hold a resource policy, which the
+// service reads for callers of every account, by resource type, and what
+// the resource is.
+var policyHolders = []struct{ typ, attr, what string }{
+	{"aws_sqs_queue", "policy", "queue"},
+	{"aws_sqs_queue_policy", "policy", "queue"},
+	{"aws_sns_topic", "policy", "topic"},
+	{"aws_sns_topic_policy", "policy", "topic"},
+	{"aws_ecr_repository_policy", "policy", "repository"},
+	{"aws_secretsmanager_secret", "policy", "secret"},
+	{"aws_secretsmanager_secret_policy", "policy", "secret"},
+	{"aws_kms_key", "policy", "key"},
+	{"aws_kms_key_policy", "policy", "key"},
+	{"aws_glacier_vault", "access_policy", "vault"},
+	{"aws_cloudwatch_event_bus_policy", "policy", "event bus"},
+}
+
+// openPolicies reports the resource policies of policyHolders that let
+// every caller in (AWS-POLICY-001).
+func (m *Model) openPolicies(byType map[string][]*tf.Resource, fs *findings) {
+	for _, h := range policyHolders {
+		for _, r := range byType[h.typ] {
+			doc, partial := document(r.Values, h.attr)
+			if sid, how, ok := m.publicStatement(doc); ok {
+				fs.add(RuleOpenPolicy, r, nil, "statement %s of its %s allows Principal \"*\" %s: every AWS account calls what it grants on the %s%s", sid, h.attr, how, h.what, partial)
+			}
+		}
 	}
 }
 
@@ -52,6 +88,7 @@ func publicServiceRules() []Rule {
 func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 	m.searchHTTP(fs)
 	m.notebookInternet(byType, fs)
+	m.openPolicies(byType, fs)
 	m.privateAPIs(byType, fs)
 	for _, r := range byType["aws_lambda_function_url"] {
 		switch t := str(r.Values, "authorization_type"); {
@@ -605,7 +642,7 @@ func (m *Model) publicStatement(doc string) (sid, how string, ok bool) {
 // signed the request (principalKeys), or the resource, account,
 // organization, VPC endpoint or network it was sent from, as AWS reads a
 // policy as not public. aws:SourceIp bounds it by range (sourceIPs).
-var boundKeys = append(slices.Clone(principalKeys), "aws:userid", "aws:SourceArn", "aws:SourceAccount", "aws:SourceOwner", "aws:SourceOrgID", "aws:SourceOrgPaths", "aws:SourceVpc", "aws:SourceVpce", "s3:DataAccessPointArn", "s3:DataAccessPointAccount", "s3:x-amz-server-side-encryption-aws-kms-key-id")
+var boundKeys = append(slices.Clone(principalKeys), "aws:userid", "aws:SourceArn", "aws:SourceAccount", "aws:SourceOwner", "aws:SourceOrgID", "aws:SourceOrgPaths", "aws:SourceVpc", "aws:SourceVpce", "s3:DataAccessPointArn", "s3:DataAccessPointAccount", "s3:x-amz-server-side-encryption-aws-kms-key-id", "kms:CallerAccount")
 
 // unbounded says whether a statement for every principal is open to
 // every caller under its conditions, and how: without one, or under
