@@ -28,6 +28,9 @@ const (
 	// RuleOpenPolicy is a queue, topic, repository, secret, key, vault or
 	// event bus whose resource policy lets every caller in.
 	RuleOpenPolicy = "AWS-POLICY-001"
+	// RulePublicSnapshot is a database snapshot or machine image shared
+	// with every AWS account.
+	RulePublicSnapshot = "AWS-SNAP-001"
 )
 
 func publicServiceRules() []Rule {
@@ -50,6 +53,33 @@ func publicServiceRules() []Rule {
 		{RuleOpenPolicy, High, "Resource policy open to every AWS account",
 			"The resource policy of an SQS queue, SNS topic, ECR repository, Secrets Manager secret, KMS key, Glacier vault or EventBridge event bus (its policy or access_policy argument, or aws_sqs_queue_policy, aws_sns_topic_policy, aws_ecr_repository_policy, aws_secretsmanager_secret_policy, aws_kms_key_policy, aws_cloudwatch_event_bus_policy) has a statement that allows Principal \"*\" without a condition that bounds who sends the request (read as for AWS-S3-001; kms:CallerAccount bounds a key's too): every AWS account, and for some actions anyone, calls the actions it grants on the resource from the internet, reading secrets, decrypting with the key, pulling images or sending and receiving messages. A policy only parts of which are known statically is read for what is known, and the finding says so; one not known statically at all is not judged.",
 			"Name the principals that need access (an account, role or service), or add a condition that bounds the callers: aws:PrincipalOrgID or aws:PrincipalAccount, aws:SourceArn or aws:SourceAccount for a service, kms:CallerAccount for a key."},
+		{RulePublicSnapshot, Critical, "Snapshot or image shared with every AWS account",
+			"An RDS snapshot (aws_db_snapshot, aws_db_cluster_snapshot) whose shared_accounts holds \"all\", or an AMI launch permission (aws_ami_launch_permission) for group \"all\", makes the snapshot or image public: every AWS account restores the database, with its data, or launches the image and reads its disks. A value not known statically is read as \"all\", and the finding says so.",
+			"Share with the accounts that need it by their IDs (shared_accounts, account_id) or with an organization (organization_arn), never \"all\"."},
+	}
+}
+
+// publicSnapshots reports database snapshots and machine images shared
+// with every AWS account (AWS-SNAP-001).
+func publicSnapshots(byType map[string][]*tf.Resource, fs *findings) {
+	for _, typ := range []string{"aws_db_snapshot", "aws_db_cluster_snapshot"} {
+		for _, r := range byType[typ] {
+			accounts, u := strs(r.Values, "shared_accounts")
+			switch {
+			case slices.Contains(accounts, "all"):
+				fs.add(RulePublicSnapshot, r, nil, "shared_accounts holds \"all\": every AWS account restores the snapshot and reads its data")
+			case u:
+				fs.add(RulePublicSnapshot, r, nil, "shared_accounts is not known statically: read as holding \"all\", so every AWS account may restore the snapshot and read its data")
+			}
+		}
+	}
+	for _, r := range byType["aws_ami_launch_permission"] {
+		switch {
+		case unknown(r.Values, "group"):
+			fs.add(RulePublicSnapshot, r, nil, "group is not known statically: read as \"all\", so every AWS account may launch the image and read its disks")
+		case str(r.Values, "group") == "all":
+			fs.add(RulePublicSnapshot, r, nil, "group = \"all\": every AWS account launches the image and reads its disks")
+		}
 	}
 }
 
@@ -89,6 +119,7 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 	m.searchHTTP(fs)
 	m.notebookInternet(byType, fs)
 	m.openPolicies(byType, fs)
+	publicSnapshots(byType, fs)
 	m.privateAPIs(byType, fs)
 	for _, r := range byType["aws_lambda_function_url"] {
 		switch t := str(r.Values, "authorization_type"); {
