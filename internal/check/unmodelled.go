@@ -1,6 +1,8 @@
 package check
 
 import (
+	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 	"strconv"
@@ -261,6 +263,8 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if sub := m.sharedSubnet(r); sub != "" {
 				why = "it shares " + sub + " with other accounts: what they launch in it, behind security groups of their own, is not in the scanned code"
 			}
+		case r.Type == "aws_opensearchserverless_security_policy":
+			why = serverlessPublic(r.Values)
 		case r.Type == "azurerm_service_fabric_managed_cluster":
 			// It makes its own load balancer, public, whatever subnet
 			// its nodes are in.
@@ -315,6 +319,41 @@ func (m *Model) sharedSubnet(r *tf.Resource) string {
 	}
 	if arn := str(r.Values, "resource_arn"); strings.Contains(arn, ":subnet/") {
 		return "subnet " + arn
+	}
+	return ""
+}
+
+// serverlessPublic says why an OpenSearch Serverless network policy may
+// open collections or dashboards to the internet ("" when it does not):
+// a rule set with AllowFromPublic true, or a policy or type not known
+// statically.
+func serverlessPublic(v map[string]any) string {
+	switch {
+	case unknown(v, "type"):
+		return "its type is not known statically: it may be a network policy allowing public access"
+	case !strings.EqualFold(str(v, "type"), "network"):
+		return ""
+	}
+	doc, _ := document(v, "policy")
+	var sets []map[string]any
+	if err := json.Unmarshal([]byte(doc), &sets); err != nil {
+		var one map[string]any
+		if json.Unmarshal([]byte(doc), &one) != nil {
+			return "its policy is not known statically: it may allow public access (AllowFromPublic)"
+		}
+		sets = []map[string]any{one}
+	}
+	for _, set := range sets {
+		switch a := set["AllowFromPublic"].(type) {
+		case bool:
+			if a {
+				return "AllowFromPublic is true: the collections and dashboards it names answer on public endpoints"
+			}
+		default:
+			if strings.Contains(fmt.Sprint(a), tf.UnknownJSON) {
+				return "AllowFromPublic is not known statically: the collections it names may answer on public endpoints"
+			}
+		}
 	}
 	return ""
 }

@@ -365,3 +365,51 @@ resource "aws_ram_resource_association" "tgw" {
 		t.Errorf("note on the share of a transit gateway: %s", why)
 	}
 }
+
+// TestServerlessPublicNoted: an OpenSearch Serverless network policy that
+// allows public access (AllowFromPublic) opened collections to the
+// internet and was passed over in silence; it is noted as not evaluated.
+// One that allows only VPC endpoints is not.
+func TestServerlessPublicNoted(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_opensearchserverless_security_policy" "public" {
+  name = "public"
+  type = "network"
+  policy = jsonencode([{
+    Rules           = [{ ResourceType = "collection", Resource = ["collection/logs"] }]
+    AllowFromPublic = true
+  }])
+}
+resource "aws_opensearchserverless_security_policy" "private" {
+  name = "private"
+  type = "network"
+  policy = jsonencode([{
+    Rules           = [{ ResourceType = "collection", Resource = ["collection/logs"] }]
+    AllowFromPublic = false
+    SourceVPCEs     = ["vpce-0123456789abcdef0"]
+  }])
+}
+resource "aws_opensearchserverless_security_policy" "encryption" {
+  name = "enc"
+  type = "encryption"
+  policy = jsonencode({
+    Rules       = [{ ResourceType = "collection", Resource = ["collection/logs"] }]
+    AWSOwnedKey = true
+  })
+}
+`)
+	noted := map[string]bool{}
+	for _, n := range active(rep, RuleNotEvaluated) {
+		if strings.Contains(n.Message, "not in the network model") {
+			noted[n.Address] = true
+		}
+	}
+	if !noted["aws_opensearchserverless_security_policy.public"] {
+		t.Errorf("the public network policy is not noted: %+v", active(rep, RuleNotEvaluated))
+	}
+	for _, a := range []string{"aws_opensearchserverless_security_policy.private", "aws_opensearchserverless_security_policy.encryption"} {
+		if noted[a] {
+			t.Errorf("%s allows no public access, yet is noted", a)
+		}
+	}
+}
