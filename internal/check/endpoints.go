@@ -140,8 +140,23 @@ func unknownRefs(vals map[string]any, k string) (unk bool, from []string) {
 		us = append(us, v)
 	case []any:
 		for _, x := range v {
-			if u, ok := x.(tf.Unknown); ok {
-				us = append(us, u)
+			switch x := x.(type) {
+			case tf.Unknown:
+				us = append(us, x)
+			case []any:
+				// A list in the list, as Terraform 0.11 wrote one
+				// (["${var.subnets}"]): its elements not known
+				// statically are unknown here too, and a known one is
+				// no ID that can be read.
+				for _, y := range x {
+					u, ok := y.(tf.Unknown)
+					if !ok {
+						return true, nil
+					}
+					us = append(us, u)
+				}
+			case map[string]any:
+				return true, nil
 			}
 		}
 	}
