@@ -113,6 +113,9 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance, strict bool
 		if bits, ok := networkBits(x.Traversal); ok {
 			return bits, true
 		}
+		if len(x.Traversal) < 2 {
+			return 0, false // a bare name: no reference Terraform takes
+		}
 		name, ok := x.Traversal[1].(hcl.TraverseAttr)
 		if !ok {
 			return 0, false
