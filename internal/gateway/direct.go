@@ -175,6 +175,16 @@ func (c *directConn) alive() bool {
 	if err == nil {
 		return false // an answer nobody asked for
 	}
+	return isTimeout(err)
+}
+
+// isTimeout reports whether err is a deadline's, as a connection's read
+// returns it: asked of err itself first, without errors.As's reflection,
+// which every request's check of its pooled connection would pay.
+func isTimeout(err error) bool {
+	if te, ok := err.(interface{ Timeout() bool }); ok {
+		return te.Timeout()
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
@@ -366,8 +376,7 @@ func (c *directConn) headerErr(err error) error {
 	if c.lr.left == 0 {
 		return errHeaderTooLarge
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return fmt.Errorf("gateway: no answer header from the service within %v", directHeaderTimeout)
 	}
 	return err

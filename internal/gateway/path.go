@@ -78,6 +78,39 @@ func normalizePath(escaped, slashes string) (string, error) {
 	if escaped == "" {
 		return "/", nil
 	}
+	if inNormalForm(escaped) {
+		return escaped, nil // most paths: nothing to decode, escape or remove
+	}
+	return normalizeSegments(escaped, slashes)
+}
+
+// inNormalForm reports, without allocating, whether path is its own normal
+// form by a test that errs only towards "no": every byte raw, unreserved
+// or pchar (no escape, no "\"), no empty segment but a trailing one, and
+// no segment starting with "." (which covers the dot segments and their
+// parameters).
+func inNormalForm(path string) bool {
+	if path == "" || path[0] != '/' {
+		return false
+	}
+	for i := 1; i < len(path); i++ {
+		c := path[i]
+		if c == '/' {
+			if path[i-1] == '/' {
+				return false
+			}
+			continue
+		}
+		if c == '.' && path[i-1] == '/' || !unreserved(c) && !pchar(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeSegments is normalizePath for a path not already in normal
+// form.
+func normalizeSegments(escaped, slashes string) (string, error) {
 	if escaped[0] != '/' {
 		return "", errPathForm
 	}
