@@ -314,7 +314,14 @@ func validPort(p string) bool {
 // host stays empty (HTTP/1.0 without Host).
 func normalizeHost(hostport string) (host string, ok bool) {
 	h := hostport
-	if sh, port, err := net.SplitHostPort(hostport); err == nil {
+	// (A name without ":" has no port and is no IPv6 literal: most
+	// requests' hosts are read without SplitHostPort's and ParseAddr's
+	// errors, each an allocation.)
+	if strings.IndexByte(hostport, ':') < 0 {
+		if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+			h = h[1 : len(h)-1]
+		}
+	} else if sh, port, err := net.SplitHostPort(hostport); err == nil {
 		if port != "" && !validPort(port) {
 			return "", false
 		}
@@ -325,17 +332,21 @@ func normalizeHost(hostport string) (host string, ok bool) {
 	if h == "" {
 		return "", hostport == ""
 	}
-	if a, err := netip.ParseAddr(h); err == nil {
-		if a.Zone() != "" {
-			return "", false
+	if strings.Trim(h, "0123456789.") == "" || strings.IndexByte(h, ':') >= 0 {
+		// Only these can be IP literals.
+		if a, err := netip.ParseAddr(h); err == nil {
+			if a.Zone() != "" {
+				return "", false
+			}
+			return a.Unmap().String(), true
 		}
-		return a.Unmap().String(), true
 	}
 	h = strings.ToLower(strings.TrimSuffix(h, "."))
 	if len(h) == 0 || len(h) > 253 {
 		return "", false
 	}
-	for _, label := range strings.Split(h, ".") {
+	for rest := h; ; {
+		label, after, more := strings.Cut(rest, ".")
 		if label == "" || len(label) > 63 {
 			return "", false
 		}
@@ -345,6 +356,9 @@ func normalizeHost(hostport string) (host string, ok bool) {
 				return "", false
 			}
 		}
+		if !more {
+			return h, true
+		}
+		rest = after
 	}
-	return h, true
 }
