@@ -120,7 +120,11 @@ func (st *state) route(host string, r *http.Request) (*Route, string, error) {
 		return nil, "", err
 	}
 	route := st.match(host, norm)
-	forms := []string{raw, r.URL.Path}
+	// The readings to agree: as sent, decoded, normalised, without
+	// parameters, and the last two with their segments' ends trimmed (an
+	// array on the stack: no request's reading allocates).
+	var buf [6]string
+	forms := append(buf[:0], raw, r.URL.Path, norm)
 	if strings.Contains(norm, ";") {
 		// Tomcat, Jetty and Spring route on the path without its segments'
 		// parameters ("/admin;x=1/users" is /admin/users to them).
@@ -130,7 +134,7 @@ func (st *state) route(host string, r *http.Request) (*Route, string, error) {
 		}
 		forms = append(forms, bare)
 	}
-	for _, p := range append([]string{norm}, forms[2:]...) {
+	for _, p := range forms[2:] {
 		if t := trimSegmentEnds(p); t != p {
 			// IIS and older Spring read "/admin./users" and
 			// "/admin%20/users" as /admin/users.
@@ -141,7 +145,7 @@ func (st *state) route(host string, r *http.Request) (*Route, string, error) {
 			forms = append(forms, trimmed)
 		}
 	}
-	for _, p := range append(forms, norm) {
+	for _, p := range forms {
 		if st.match(host, p) != route || st.foldRival(host, p, route) {
 			return nil, "", errPathAmbiguous
 		}
@@ -213,17 +217,32 @@ func newRequestID() string {
 
 type ctxKey struct{}
 
-// forward is what the handler decided about a request, for the proxy.
+// forward is what the handler decided about a request, for the proxy. It
+// is also the context the proxy's request carries, the request's own with
+// the forward at ctxKey, and holds the answer's writer and the values of
+// the fields the proxy sets, so that a forwarded request allocates them
+// once, together.
 type forward struct {
-	route  *Route
-	client netip.Addr // the client, after trusted proxies
-	ip     string     // client in text, for X-Real-IP
-	xff    string     // the X-Forwarded-For chain to send
-	reqID  string
-	check  *respCheck // nil when the response is not inspected
+	context.Context // the request's
+	route           *Route
+	client          netip.Addr // the client, after trusted proxies
+	ip              string     // client in text, for X-Real-IP
+	xff             string     // the X-Forwarded-For chain to send
+	reqID           string
+	check           *respCheck // nil when the response is not inspected
 	// flagged is a request the WAF flagged in detection-only mode; it is
 	// recorded once the answer's status is known.
 	flagged *event
+	out     ownHeaders
+	fields  [5]string // the values of the fields Rewrite sets
+}
+
+// Value answers ctxKey with f, and any other key as the request's context.
+func (f *forward) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return f
+	}
+	return f.Context.Value(key)
 }
 
 // errBlocked marks a response the WAF refused.
@@ -374,12 +393,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			flagged = &f // recorded with the answer the service gives
 		}
 	}
-	fw := &forward{route: route, client: client, ip: ip, xff: xff, reqID: reqID, flagged: flagged}
+	fw := &forward{Context: r.Context(), route: route, client: client, ip: ip, xff: xff, reqID: reqID, flagged: flagged}
 	if tx != nil && tx.ResponseInspected() {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, fw)
-	oh := &ownHeaders{ResponseWriter: w, reqID: reqID, hsts: st.s.HSTS}
+	var ctx context.Context = fw
+	fw.out = ownHeaders{ResponseWriter: w, reqID: reqID, hsts: st.s.HSTS}
+	oh := &fw.out
 	var out http.ResponseWriter = oh
 	if r.Header.Get("Upgrade") != "" {
 		// A WebSocket handshake (onlyWebSocketUpgrade left no other).
@@ -614,13 +634,18 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 				pr.Out.Header.Del("Accept-Encoding")
 			}
 			stripClientHeaders(pr.Out.Header)
-			pr.Out.Header.Set("X-Forwarded-For", fw.xff)
-			pr.Out.Header.Set("X-Forwarded-Proto", "https")
-			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
-			// (Spelt as the header map holds them: a name in another
-			// case is canonicalised, a new string, on every request.)
-			pr.Out.Header.Set("X-Real-Ip", fw.ip)
-			pr.Out.Header.Set("X-Request-Id", fw.reqID)
+			// Set, each the one value of its field, spelt as the header
+			// map holds them (a name in another case is canonicalised,
+			// a new string, on every request), the values in the
+			// forward's array (each field's slice its own, full: an
+			// Add copies it).
+			f, h := &fw.fields, pr.Out.Header
+			f[0], f[1], f[2], f[3], f[4] = fw.xff, "https", pr.In.Host, fw.ip, fw.reqID
+			h["X-Forwarded-For"] = f[0:1:1]
+			h["X-Forwarded-Proto"] = f[1:2:2]
+			h["X-Forwarded-Host"] = f[2:3:3]
+			h["X-Real-Ip"] = f[3:4:4]
+			h["X-Request-Id"] = f[4:5:5]
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -799,13 +824,21 @@ func checkWebSocketAccept(resp *http.Response) error {
 type copyBuffers struct{ p sync.Pool }
 
 func (b *copyBuffers) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return v[:]
 	}
-	return make([]byte, 32<<10)
+	return make([]byte, copyBufferSize)
 }
 
-func (b *copyBuffers) Put(buf []byte) { b.p.Put(&buf) }
+// Put keeps a buffer of Get's as the array it is, which the pool holds
+// without allocating (a slice would go to the heap behind a pointer).
+func (b *copyBuffers) Put(buf []byte) {
+	if len(buf) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(buf))
+	}
+}
+
+const copyBufferSize = 32 << 10
 
 // errorStatus is the status ErrorHandler answers err with.
 func errorStatus(err error) int {

@@ -78,6 +78,39 @@ func normalizePath(escaped, slashes string) (string, error) {
 	if escaped == "" {
 		return "/", nil
 	}
+	if inNormalForm(escaped) {
+		return escaped, nil // most paths: nothing to decode, escape or remove
+	}
+	return normalizeSegments(escaped, slashes)
+}
+
+// inNormalForm reports, without allocating, whether path is its own normal
+// form by a test that errs only towards "no": every byte raw, unreserved
+// or pchar (no escape, no "\"), no empty segment but a trailing one, and
+// no segment starting with "." (which covers the dot segments and their
+// parameters).
+func inNormalForm(path string) bool {
+	if path == "" || path[0] != '/' {
+		return false
+	}
+	for i := 1; i < len(path); i++ {
+		c := path[i]
+		if c == '/' {
+			if path[i-1] == '/' {
+				return false
+			}
+			continue
+		}
+		if c == '.' && path[i-1] == '/' || !unreserved(c) && !pchar(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeSegments is normalizePath for a path not already in normal
+// form.
+func normalizeSegments(escaped, slashes string) (string, error) {
 	if escaped[0] != '/' {
 		return "", errPathForm
 	}
@@ -281,7 +314,14 @@ func validPort(p string) bool {
 // host stays empty (HTTP/1.0 without Host).
 func normalizeHost(hostport string) (host string, ok bool) {
 	h := hostport
-	if sh, port, err := net.SplitHostPort(hostport); err == nil {
+	// (A name without ":" has no port and is no IPv6 literal: most
+	// requests' hosts are read without SplitHostPort's and ParseAddr's
+	// errors, each an allocation.)
+	if strings.IndexByte(hostport, ':') < 0 {
+		if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+			h = h[1 : len(h)-1]
+		}
+	} else if sh, port, err := net.SplitHostPort(hostport); err == nil {
 		if port != "" && !validPort(port) {
 			return "", false
 		}
@@ -292,17 +332,21 @@ func normalizeHost(hostport string) (host string, ok bool) {
 	if h == "" {
 		return "", hostport == ""
 	}
-	if a, err := netip.ParseAddr(h); err == nil {
-		if a.Zone() != "" {
-			return "", false
+	if strings.Trim(h, "0123456789.") == "" || strings.IndexByte(h, ':') >= 0 {
+		// Only these can be IP literals.
+		if a, err := netip.ParseAddr(h); err == nil {
+			if a.Zone() != "" {
+				return "", false
+			}
+			return a.Unmap().String(), true
 		}
-		return a.Unmap().String(), true
 	}
 	h = strings.ToLower(strings.TrimSuffix(h, "."))
 	if len(h) == 0 || len(h) > 253 {
 		return "", false
 	}
-	for _, label := range strings.Split(h, ".") {
+	for rest := h; ; {
+		label, after, more := strings.Cut(rest, ".")
 		if label == "" || len(label) > 63 {
 			return "", false
 		}
@@ -312,6 +356,9 @@ func normalizeHost(hostport string) (host string, ok bool) {
 				return "", false
 			}
 		}
+		if !more {
+			return h, true
+		}
+		rest = after
 	}
-	return h, true
 }

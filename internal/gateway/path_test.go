@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -403,11 +404,20 @@ func TestNormalizePath(t *testing.T) {
 }
 
 func FuzzNormalizePath(f *testing.F) {
-	for _, s := range []string{"/", "/a/../b", "/a/..%2fb", "/%2e%2e/", "//a//", "/a/b%3B/..;/"} {
+	for _, s := range []string{"/", "/a/../b", "/a/..%2fb", "/%2e%2e/", "//a//", "/a/b%3B/..;/",
+		"/products", "/api/v1/", "/a;x=1/b", "/.well-known/x", "/a/.", "/a/..", "/a/b.", "/a\\b", "/a b",
+		"/~u/x:y@z!$&'()*+,=", "/a//", "/\x00", "/caf\xc3\xa9", "a/b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		for _, m := range []string{slashDecode, slashKeep, slashRefuse} {
+			if inNormalForm(in) {
+				// The shortcut answers only for paths the full reading
+				// leaves as they are.
+				if full, err := normalizeSegments(in, m); err != nil || full != in {
+					t.Fatalf("%s: %q taken as in normal form, which is %q, %v", m, in, full, err)
+				}
+			}
 			out, err := normalizePath(in, m)
 			if err != nil {
 				continue
@@ -420,6 +430,61 @@ func FuzzNormalizePath(f *testing.F) {
 			if _, err := url.ParseRequestURI(out); err != nil {
 				t.Fatalf("%s: %q -> %q is not a request URI: %v", m, in, out, err)
 			}
+		}
+	})
+}
+
+// normalizeHostSpec is normalizeHost as first written, without its
+// shortcuts: the reference its answers must match.
+func normalizeHostSpec(hostport string) (host string, ok bool) {
+	h := hostport
+	if sh, port, err := net.SplitHostPort(hostport); err == nil {
+		if port != "" && !validPort(port) {
+			return "", false
+		}
+		h = sh
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if h == "" {
+		return "", hostport == ""
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Zone() != "" {
+			return "", false
+		}
+		return a.Unmap().String(), true
+	}
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	if len(h) == 0 || len(h) > 253 {
+		return "", false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return "", false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return "", false
+			}
+		}
+	}
+	return h, true
+}
+
+func FuzzNormalizeHost(f *testing.F) {
+	for _, s := range []string{"", "localhost", "Shop.Example.org.:443", "shop..example", ".", "a.", "[::1]", "[::1]:8443",
+		"::1", "127.0.0.1", "127.0.0.1:80", "127.000.0.1", "1.2.3", "1.2.3.4.", "[1.2.3.4]", "[abc]", "[abc]:1", "fe80::1%eth0",
+		"[fe80::1%25eth0]:80", "::ffff:10.0.0.1", "host:", "host:0", "host:+1", "ho st", "xn--bcher-kva.example", "a_b.c",
+		"0x7f.1", "1e1", "[]", "]", "[", "localhost:99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		host, ok := normalizeHost(in)
+		wantHost, wantOK := normalizeHostSpec(in)
+		if host != wantHost || ok != wantOK {
+			t.Fatalf("normalizeHost(%q) = %q, %v; want %q, %v", in, host, ok, wantHost, wantOK)
 		}
 	})
 }
