@@ -806,14 +806,14 @@ func protoPort(proto string, p int) string {
 // (one a port): the endpoint's own when it has one; for an Azure machine
 // reached through something that publishes its port (a firewall's DNAT
 // rule, a public load balancer's rule, an application gateway's
-// listener), one that names it, and the public IP too when some path
+// listener, a Front Door origin), one that names it, and the public IP too when some path
 // reaches the machine's own; "" (the rule's, which removes the public IP)
 // when every path does.
 func (e *Endpoint) exposureFix(paths [][]Hop) string {
 	if e.Fix != "" || !e.Azure {
 		return e.Fix
 	}
-	var dnat, lb, gw []string
+	var dnat, lb, gw, fd []string
 	ownIP := false
 	for _, path := range paths {
 		published := false
@@ -825,13 +825,17 @@ func (e *Endpoint) exposureFix(paths [][]Hop) string {
 			case h.Kind == "lb" && strings.HasPrefix(h.Detail, "public load balancer forwards "):
 				_, rules, _ := strings.Cut(h.Detail, " to it (")
 				lb, published = append(lb, strings.TrimSuffix(rules, ")")+" of "+h.Addr), true
+			case h.Kind == "gateway" && strings.HasPrefix(h.Detail, "Azure Front Door origin "):
+				fd, published = append(fd, h.Addr), true
+			case h.Kind == "gateway" && strings.HasPrefix(h.Detail, "private link service "):
+				// The way in of the Front Door origin before it.
 			case h.Kind == "gateway":
 				gw, published = append(gw, h.Addr), true
 			}
 		}
 		ownIP = ownIP || !published
 	}
-	if len(dnat)+len(lb)+len(gw) == 0 {
+	if len(dnat)+len(lb)+len(gw)+len(fd) == 0 {
 		return ""
 	}
 	var what []string
@@ -843,6 +847,9 @@ func (e *Endpoint) exposureFix(paths [][]Hop) string {
 	}
 	if len(gw) > 0 {
 		what = append(what, "the application gateway listeners that route to it ("+strings.Join(dedup(gw), ", ")+")")
+	}
+	if len(fd) > 0 {
+		what = append(what, "the Front Door origins that reach it through a private link service ("+strings.Join(dedup(fd), ", ")+"), or the load balancer rules that forward the port")
 	}
 	if ownIP {
 		what = append(what, "the machine's public IP")
