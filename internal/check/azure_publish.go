@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,10 +16,13 @@ type azMachine struct {
 	e       *Endpoint
 	nics    map[string]bool
 	static  map[netip.Addr]bool
-	dynamic []*Subnet       // subnets where it takes an address Azure assigns
-	pools   []string        // application gateway backend pools named inline
-	poolUnk bool            // some pool ID named inline is not known statically
-	lbPools map[string]bool // load balancer backend pools
+	dynamic []*Subnet // subnets where it takes an address Azure assigns
+	// elsewhere: it takes an address Azure assigns in a subnet not in
+	// the scanned code (or not known statically), which may hold any.
+	elsewhere bool
+	pools     []string        // application gateway backend pools named inline
+	poolUnk   bool            // some pool ID named inline is not known statically
+	lbPools   map[string]bool // load balancer backend pools
 	// lbPoolUnk: some load balancer backend pool it is put in is not
 	// known statically.
 	lbPoolUnk bool
@@ -44,6 +48,7 @@ func (m *Model) azureMachines(byType map[string][]*tf.Resource, lbs *azureLBMode
 			mc.static[a] = true
 		} else {
 			mc.dynamic = append(mc.dynamic, subs...)
+			mc.elsewhere = mc.elsewhere || len(subs) == 0
 		}
 		for _, k := range []string{"load_balancer_backend_address_pool_ids", "load_balancer_backend_address_pools_ids"} {
 			for _, id := range strList(b, k) {
@@ -147,14 +152,11 @@ func byAddress(ms []*azMachine, v any) (out []*azMachine, why string) {
 		return out, ""
 	}
 	for _, mc := range ms {
-		for _, sub := range mc.dynamic {
-			if !sub.CIDR.IsValid() || sub.CIDR.Contains(a) {
-				out = append(out, mc)
-				break
-			}
+		if mc.elsewhere || slices.ContainsFunc(mc.dynamic, func(sub *Subnet) bool { return !sub.CIDR.IsValid() || sub.CIDR.Contains(a) }) {
+			out = append(out, mc)
 		}
 	}
-	return out, fmt.Sprintf("%s is held statically by no interface in the project: assumed to be any machine with an address Azure assigns in a subnet that holds it", a)
+	return out, fmt.Sprintf("%s is held statically by no interface in the project: assumed to be any machine with an address Azure assigns in a subnet that holds it or in one not in the scanned code", a)
 }
 
 // azureLBAddresses places the machines that a load balancer's pool names by
