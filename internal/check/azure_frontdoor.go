@@ -88,8 +88,17 @@ func (m *Model) azureFrontDoors(byType map[string][]*tf.Resource, ms []*azMachin
 			m.note(o, "private_link.private_link_target_id is not known statically: what Front Door reaches through it is not followed")
 			continue
 		}
-		pls := m.lookup(str(pl, "private_link_target_id"))
-		if pls == nil || pls.Type != "azurerm_private_link_service" {
+		target := str(pl, "private_link_target_id")
+		pls := m.lookup(target)
+		switch {
+		case pls != nil && pls.Type == "azurerm_application_gateway",
+			pls == nil && strings.Contains(strings.ToLower(target), "/applicationgateways/"):
+			m.note(o, "private_link reaches application gateway %s, whose private listeners this reader does not follow: what it routes Front Door's requests to is not evaluated", orUnknown(m.addr(target)))
+			continue
+		case pls == nil && strings.Contains(strings.ToLower(target), "/privatelinkservices/"):
+			m.note(o, "private_link reaches private link service %s, which is not in the scanned code: what Front Door reaches through it is not followed", target)
+			continue
+		case pls == nil || pls.Type != "azurerm_private_link_service":
 			continue // a web app, storage account or the like: read as a service
 		}
 		group := m.addr(str(o.Values, "cdn_frontdoor_origin_group_id"))

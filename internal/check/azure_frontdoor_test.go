@@ -208,3 +208,27 @@ resource "azurerm_cdn_frontdoor_origin_group" "other" {
 		t.Errorf("HTTPS to https_port 8443, which the balancer forwards: %+v", fs)
 	}
 }
+
+// TestFrontDoorPrivateLinkUnfollowed checks that a Front Door origin whose
+// private link reaches an application gateway, or a private link service
+// outside the scanned code, is noted as not evaluated, where it was passed
+// over in silence.
+func TestFrontDoorPrivateLinkUnfollowed(t *testing.T) {
+	for target, want := range map[string]string{
+		`"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/privateLinkServices/pls"`: "which is not in the scanned code",
+		`"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/applicationGateways/agw"`: "whose private listeners this reader does not follow",
+		`"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Web/sites/app"`:                   "",
+	} {
+		s := edit(t, frontDoorPLS, `private_link_target_id = azurerm_private_link_service.pls.id`, `private_link_target_id = `+target)
+		var got []string
+		for _, n := range activeOn(checkSource(t, s), RuleNotEvaluated, "azurerm_cdn_frontdoor_origin.app") {
+			got = append(got, n.Message)
+		}
+		switch {
+		case want == "" && len(got) != 0:
+			t.Errorf("%s: notes %q", target, got)
+		case want != "" && (len(got) != 1 || !strings.Contains(got[0], want)):
+			t.Errorf("%s: notes %q, want one saying %q", target, got, want)
+		}
+	}
+}
