@@ -606,6 +606,19 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		m.attachSGs(e, vc, "security_group_ids")
 		add(e)
 	}
+	// An EMR Serverless application's workers, likewise: their
+	// interfaces in the subnets of its network_configuration open
+	// connections (to data stores, the metastore) and take none.
+	for _, r := range byType["aws_emrserverless_application"] {
+		nc := block(r.Values, "network_configuration")
+		if nc == nil && !blocksUnknown(r.Values, "network_configuration") {
+			continue // outside any VPC of the project
+		}
+		e := sourceOnly(r, "EMR Serverless")
+		e.Subnets = m.subnetsIn(e, nc, "subnet_ids")
+		m.attachSGs(e, nc, "security_group_ids")
+		add(e)
+	}
 	// An App Runner VPC connector's interfaces, likewise: the service's
 	// connections into the VPC leave from them, behind the connector's
 	// groups (the VPC's default group when it names none).
