@@ -232,3 +232,39 @@ func TestFrontDoorPrivateLinkUnfollowed(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivateEndpointToPrivateLinkServiceNoted checks that a private
+// endpoint connected to a private link service, which lets its network
+// reach what the service's internal load balancer forwards to, is noted
+// as not evaluated, where it was passed over in silence.
+func TestPrivateEndpointToPrivateLinkServiceNoted(t *testing.T) {
+	i := strings.Index(frontDoorPLS, `resource "azurerm_cdn_frontdoor_profile"`)
+	rep := checkSource(t, frontDoorPLS[:i]+`resource "azurerm_virtual_network" "consumer" {
+  name                = "consumer"
+  resource_group_name = "rg"
+  location            = "westeurope"
+  address_space       = ["10.9.0.0/16"]
+}
+resource "azurerm_subnet" "consumer" {
+  name                 = "consumer"
+  resource_group_name  = "rg"
+  virtual_network_name = azurerm_virtual_network.consumer.name
+  address_prefixes     = ["10.9.1.0/24"]
+}
+resource "azurerm_private_endpoint" "pls" {
+  name                = "pe"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  subnet_id           = azurerm_subnet.consumer.id
+  private_service_connection {
+    name                           = "pls"
+    is_manual_connection           = false
+    private_connection_resource_id = azurerm_private_link_service.pls.id
+  }
+}
+`)
+	got := activeOn(rep, RuleNotEvaluated, "azurerm_private_endpoint.pls")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "private link service azurerm_private_link_service.pls") {
+		t.Errorf("notes on the private endpoint: %+v", got)
+	}
+}
