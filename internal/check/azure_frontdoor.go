@@ -21,7 +21,8 @@ import (
 // forward over HTTPS; the routes naming the origin's group say which
 // (forwarding_protocol, supported_protocols). An origin group no route of
 // the project names takes no traffic, unless a route's group is not known
-// statically; a value not known statically is read at its worst and said
+// statically (a project that declares no route at all is noted: its
+// routes are kept elsewhere); a value not known statically is read at its worst and said
 // so. Origins reached over the internet (a public IP or hostname) are
 // reached from the internet on their own and need no second path.
 func (m *Model) azureFrontDoors(byType map[string][]*tf.Resource, ms []*azMachine, ilbs map[string][]ilbRule) {
@@ -112,6 +113,9 @@ func (m *Model) azureFrontDoors(byType map[string][]*tf.Resource, ms []*azMachin
 		case fwd == 0 && m.lookup(group) == nil:
 			fwd = httpFwd | httpsFwd
 			assumed = append(assumed, o.Address+": its origin group is not in the scanned code: assumed routed over HTTP and HTTPS")
+		}
+		if fwd == 0 && len(byType["azurerm_cdn_frontdoor_route"]) == 0 {
+			m.note(o, "no route of the scanned code sends requests to its origin group: what Front Door reaches through private link service %s is not followed", pls.Address)
 		}
 		if fwd == 0 {
 			continue // no route sends requests to its group

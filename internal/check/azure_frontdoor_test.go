@@ -268,3 +268,18 @@ resource "azurerm_private_endpoint" "pls" {
 		t.Errorf("notes on the private endpoint: %+v", got)
 	}
 }
+
+// TestFrontDoorNoRouteNoted checks that a private link origin of a project
+// that declares no Front Door route at all (the routes kept elsewhere) is
+// noted as not followed, not passed over.
+func TestFrontDoorNoRouteNoted(t *testing.T) {
+	i := strings.Index(frontDoorPLS, `resource "azurerm_cdn_frontdoor_route" "app"`)
+	rep := checkSource(t, frontDoorPLS[:i])
+	got := activeOn(rep, RuleNotEvaluated, "azurerm_cdn_frontdoor_origin.app")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "no route of the scanned code sends requests to its origin group") {
+		t.Errorf("notes on the origin: %+v", got)
+	}
+	if fs := activeOn(rep, "AZ-NET-002", "azurerm_linux_virtual_machine.vm"); len(fs) != 0 {
+		t.Errorf("reached with no route: %+v", fs)
+	}
+}
