@@ -24,6 +24,13 @@ const maxAcceleratorPorts = 1024
 // targets. An endpoint given by an Elastic IP is public already; one not
 // known statically is not followed, and a note says so.
 func (m *Model) accelerators(byType map[string][]*tf.Resource, f *frontModel) {
+	// A custom routing accelerator maps its listener's ports to addresses
+	// and ports of the instances in the subnets its endpoint groups name,
+	// as far as the traffic allowed to them through the API says: not
+	// followed, and said so.
+	for _, g := range byType["aws_globalaccelerator_custom_routing_endpoint_group"] {
+		m.note(g, "custom routing endpoint group: the internet reaches the instances in the subnets it names on the destination ports AWS allows them through its API, which this reader does not follow: what it reaches is not evaluated")
+	}
 	listeners := map[string]*tf.Resource{}
 	for _, l := range byType["aws_globalaccelerator_listener"] {
 		listeners[l.Address] = l

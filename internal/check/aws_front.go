@@ -220,7 +220,7 @@ func (m *Model) publishLB(f *frontModel, lb *Endpoint, only []string, front func
 func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
 	if len(byType["aws_lb_listener"])+len(byType["aws_alb_listener"])+len(byType["aws_elb"])+len(byType["aws_api_gateway_integration"])+
 		len(byType["aws_apigatewayv2_integration"])+len(byType["aws_cloudfront_distribution"])+len(byType["aws_vpc_endpoint_service"])+
-		len(byType["aws_globalaccelerator_endpoint_group"]) == 0 {
+		len(byType["aws_globalaccelerator_endpoint_group"])+len(byType["aws_globalaccelerator_custom_routing_endpoint_group"]) == 0 {
 		return
 	}
 	f := m.newFrontModel(byType)

@@ -130,3 +130,37 @@ func TestRouteThroughInspection(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteThroughSecondFirewallEndpoint checks that a Network Firewall
+// mapping two subnets has two sync states, one endpoint each, so a route
+// to the second (sync_states[*].attachment[0].endpoint_id)[1], as a
+// distributed deployment writes one route table per zone, names the
+// firewall and evaluates, where it was noted as an invalid index.
+func TestRouteThroughSecondFirewallEndpoint(t *testing.T) {
+	src := strings.Replace(inspected, "ENDPOINT", "(aws_networkfirewall_firewall.fw.firewall_status[0].sync_states[*].attachment[0].endpoint_id)[1]", 1)
+	src = strings.Replace(src, "FIREWALL_ROUTE", `route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.g.id
+  }`, 1)
+	src = strings.Replace(src, `  subnet_mapping {
+    subnet_id = aws_subnet.firewall.id
+  }`, `  subnet_mapping {
+    subnet_id = aws_subnet.firewall.id
+  }
+  subnet_mapping {
+    subnet_id = aws_subnet.firewall_b.id
+  }`, 1) + `
+resource "aws_subnet" "firewall_b" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "10.0.4.0/24"
+}
+`
+	rep := checkSource(t, src)
+	for _, n := range activeOn(rep, RuleNotEvaluated, "aws_route_table.public") {
+		t.Errorf("note on the route table: %s", n.Message)
+	}
+	f := findingOn(rep, RuleExposedPort, "aws_instance.web")
+	if f == nil || f.Severity != High || !strings.Contains(f.Message, "aws_networkfirewall_firewall.fw") {
+		t.Errorf("the instance behind the firewall's second endpoint: %+v", f)
+	}
+}

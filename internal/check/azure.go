@@ -796,6 +796,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	m.azureLBAddresses(byType, ms, lbs)
 	m.azureFirewalls(byType, ms, ilbs, pips, family)
 	m.azureAppGateways(byType, ms, ilbs, pips, family)
+	m.azureFrontDoors(byType, ms, ilbs)
 	for _, r := range byType["azurerm_network_watcher_flow_log"] {
 		if !boolean(r.Values, "enabled", true) {
 			continue // declared but switched off: records nothing

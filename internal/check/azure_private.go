@@ -1,6 +1,8 @@
 package check
 
 import (
+	"strings"
+
 	"moat/internal/check/tf"
 )
 
@@ -40,7 +42,14 @@ func (m *Model) azurePrivateData(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["azurerm_private_endpoint"] {
 		for _, c := range blocks(r.Values, "private_service_connection") {
-			target := m.lookup(m.addr(str(c, "private_connection_resource_id")))
+			id := str(c, "private_connection_resource_id")
+			target := m.lookup(m.addr(id))
+			if target != nil && target.Type == "azurerm_private_link_service" || target == nil && strings.Contains(strings.ToLower(id), "/privatelinkservices/") {
+				// The endpoint's network reaches what the service's load
+				// balancer forwards to, from the service's NAT subnet.
+				m.note(r, "connects its subnet's network to private link service %s: what the load balancer behind it forwards to is reached from there, which is not evaluated", orUnknown(m.addr(id)))
+				continue
+			}
 			if target == nil || azurePrivatePorts[target.Type] == nil {
 				continue
 			}

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,10 +16,13 @@ type azMachine struct {
 	e       *Endpoint
 	nics    map[string]bool
 	static  map[netip.Addr]bool
-	dynamic []*Subnet       // subnets where it takes an address Azure assigns
-	pools   []string        // application gateway backend pools named inline
-	poolUnk bool            // some pool ID named inline is not known statically
-	lbPools map[string]bool // load balancer backend pools
+	dynamic []*Subnet // subnets where it takes an address Azure assigns
+	// elsewhere: it takes an address Azure assigns in a subnet not in
+	// the scanned code (or not known statically), which may hold any.
+	elsewhere bool
+	pools     []string        // application gateway backend pools named inline
+	poolUnk   bool            // some pool ID named inline is not known statically
+	lbPools   map[string]bool // load balancer backend pools
 	// lbPoolUnk: some load balancer backend pool it is put in is not
 	// known statically.
 	lbPoolUnk bool
@@ -44,6 +48,7 @@ func (m *Model) azureMachines(byType map[string][]*tf.Resource, lbs *azureLBMode
 			mc.static[a] = true
 		} else {
 			mc.dynamic = append(mc.dynamic, subs...)
+			mc.elsewhere = mc.elsewhere || len(subs) == 0
 		}
 		for _, k := range []string{"load_balancer_backend_address_pool_ids", "load_balancer_backend_address_pools_ids"} {
 			for _, id := range strList(b, k) {
@@ -147,14 +152,11 @@ func byAddress(ms []*azMachine, v any) (out []*azMachine, why string) {
 		return out, ""
 	}
 	for _, mc := range ms {
-		for _, sub := range mc.dynamic {
-			if !sub.CIDR.IsValid() || sub.CIDR.Contains(a) {
-				out = append(out, mc)
-				break
-			}
+		if mc.elsewhere || slices.ContainsFunc(mc.dynamic, func(sub *Subnet) bool { return !sub.CIDR.IsValid() || sub.CIDR.Contains(a) }) {
+			out = append(out, mc)
 		}
 	}
-	return out, fmt.Sprintf("%s is held statically by no interface in the project: assumed to be any machine with an address Azure assigns in a subnet that holds it", a)
+	return out, fmt.Sprintf("%s is held statically by no interface in the project: assumed to be any machine with an address Azure assigns in a subnet that holds it or in one not in the scanned code", a)
 }
 
 // azureLBAddresses places the machines that a load balancer's pool names by
@@ -806,14 +808,14 @@ func protoPort(proto string, p int) string {
 // (one a port): the endpoint's own when it has one; for an Azure machine
 // reached through something that publishes its port (a firewall's DNAT
 // rule, a public load balancer's rule, an application gateway's
-// listener), one that names it, and the public IP too when some path
+// listener, a Front Door origin), one that names it, and the public IP too when some path
 // reaches the machine's own; "" (the rule's, which removes the public IP)
 // when every path does.
 func (e *Endpoint) exposureFix(paths [][]Hop) string {
 	if e.Fix != "" || !e.Azure {
 		return e.Fix
 	}
-	var dnat, lb, gw []string
+	var dnat, lb, gw, fd []string
 	ownIP := false
 	for _, path := range paths {
 		published := false
@@ -825,13 +827,17 @@ func (e *Endpoint) exposureFix(paths [][]Hop) string {
 			case h.Kind == "lb" && strings.HasPrefix(h.Detail, "public load balancer forwards "):
 				_, rules, _ := strings.Cut(h.Detail, " to it (")
 				lb, published = append(lb, strings.TrimSuffix(rules, ")")+" of "+h.Addr), true
+			case h.Kind == "gateway" && strings.HasPrefix(h.Detail, "Azure Front Door origin "):
+				fd, published = append(fd, h.Addr), true
+			case h.Kind == "gateway" && strings.HasPrefix(h.Detail, "private link service "):
+				// The way in of the Front Door origin before it.
 			case h.Kind == "gateway":
 				gw, published = append(gw, h.Addr), true
 			}
 		}
 		ownIP = ownIP || !published
 	}
-	if len(dnat)+len(lb)+len(gw) == 0 {
+	if len(dnat)+len(lb)+len(gw)+len(fd) == 0 {
 		return ""
 	}
 	var what []string
@@ -843,6 +849,9 @@ func (e *Endpoint) exposureFix(paths [][]Hop) string {
 	}
 	if len(gw) > 0 {
 		what = append(what, "the application gateway listeners that route to it ("+strings.Join(dedup(gw), ", ")+")")
+	}
+	if len(fd) > 0 {
+		what = append(what, "the Front Door origins that reach it through a private link service ("+strings.Join(dedup(fd), ", ")+"), or the load balancer rules that forward the port")
 	}
 	if ownIP {
 		what = append(what, "the machine's public IP")

@@ -552,7 +552,16 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "kafka", DataTier: true, Res: r, Ports: []int{9092, 9094, 9096, 9098}}
 		e.Subnets = m.subnetsIn(e, bg, "client_subnets")
 		m.attachSGs(e, bg, "security_groups")
-		if t := str(block(block(bg, "connectivity_info"), "public_access"), "type"); t != "" && !strings.EqualFold(t, "DISABLED") {
+		// Public access, on, gives the brokers public addresses that
+		// answer on ports of their own; one not known statically (a
+		// dynamic block over a variable, as modules write it) may be.
+		ci := block(bg, "connectivity_info")
+		pa := block(ci, "public_access")
+		switch t := str(pa, "type"); {
+		case blocksUnknown(bg, "connectivity_info") || blocksUnknown(ci, "public_access") || unknown(pa, "type"):
+			e.Public, e.PublicAssumed, e.Why = true, true, "connectivity_info.public_access.type not known statically: assumed SERVICE_PROVIDED_EIPS"
+			e.Ports = []int{9194, 9196, 9198}
+		case t != "" && !strings.EqualFold(t, "DISABLED"):
 			e.Public, e.Why = true, "connectivity_info.public_access.type = "+t
 			e.Ports = []int{9194, 9196, 9198}
 		}
@@ -595,6 +604,19 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := sourceOnly(r, "lambda")
 		e.Subnets = m.subnetsIn(e, vc, "subnet_ids")
 		m.attachSGs(e, vc, "security_group_ids")
+		add(e)
+	}
+	// An EMR Serverless application's workers, likewise: their
+	// interfaces in the subnets of its network_configuration open
+	// connections (to data stores, the metastore) and take none.
+	for _, r := range byType["aws_emrserverless_application"] {
+		nc := block(r.Values, "network_configuration")
+		if nc == nil && !blocksUnknown(r.Values, "network_configuration") {
+			continue // outside any VPC of the project
+		}
+		e := sourceOnly(r, "EMR Serverless")
+		e.Subnets = m.subnetsIn(e, nc, "subnet_ids")
+		m.attachSGs(e, nc, "security_group_ids")
 		add(e)
 	}
 	// An App Runner VPC connector's interfaces, likewise: the service's

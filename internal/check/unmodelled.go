@@ -58,6 +58,7 @@ var modelledTypes = map[string]bool{
 	"azurerm_windows_function_app": true, "azurerm_windows_function_app_slot": true,
 	// Reached by no one: interfaces that take no inbound connection.
 	"aws_lambda_function": true, "aws_codebuild_project": true, "aws_apprunner_vpc_connector": true,
+	"aws_emrserverless_application": true,
 	// NAT gateways, for the way out alone: reached by no one from outside.
 	"aws_nat_gateway": true, "azurerm_nat_gateway_public_ip_association": true,
 }

@@ -872,7 +872,7 @@ func (rs *resState) value() cty.Value {
 			m["vpc_config"] = eksClusterSGIDs(rs.addr(i), vc)
 		}
 		if rs.rb.typ == "aws_networkfirewall_firewall" {
-			m["firewall_status"] = networkFirewallStatus(rs.addr(i))
+			m["firewall_status"] = networkFirewallStatus(rs.addr(i), m["subnet_mapping"])
 		}
 		if rs.rb.typ == "azurerm_virtual_network" {
 			if sn, ok := m["subnet"]; ok {

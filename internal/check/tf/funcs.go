@@ -219,15 +219,19 @@ func hashFunc(h func() hash.Hash) function.Function {
 	})
 }
 
-// lengthFunc is Terraform's length: of a collection, or of a string in
-// characters.
+// lengthFunc is Terraform's length: of a collection, of an object (its
+// attributes, as length({}) of a module's variable of type any is 0), or
+// of a string in characters.
 var lengthFunc = function.New(&function.Spec{
 	Params: []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowDynamicType: true, AllowUnknown: true, AllowMarked: true}},
 	Type:   function.StaticReturnType(cty.Number),
 	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 		v, _ := args[0].Unmark()
-		if v.Type() == cty.String {
+		switch {
+		case v.Type() == cty.String:
 			return stdlib.Strlen(v)
+		case v.Type().IsObjectType() && !v.IsNull():
+			return cty.NumberIntVal(int64(len(v.Type().AttributeTypes()))), nil
 		}
 		return stdlib.Length(v)
 	},

@@ -78,9 +78,14 @@ func NetworkFirewallEndpoint(addr string) string {
 }
 
 // networkFirewallStatus is the firewall_status the provider computes for
-// the Network Firewall at addr: one sync state whose attachment's
-// endpoint is NetworkFirewallEndpoint, the rest unknown.
-func networkFirewallStatus(addr string) cty.Value {
+// the Network Firewall at addr: a sync state for each of its subnet
+// mappings (one when their number is not known statically), whose
+// attachment's endpoint is NetworkFirewallEndpoint, the rest unknown.
+func networkFirewallStatus(addr string, mappings cty.Value) cty.Value {
+	n := 1
+	if mappings != cty.NilVal && mappings.IsKnown() && !mappings.IsNull() && mappings.CanIterateElements() && mappings.LengthInt() > 1 {
+		n = mappings.LengthInt()
+	}
 	attachment := cty.ObjectVal(map[string]cty.Value{
 		"endpoint_id": cty.StringVal(NetworkFirewallEndpoint(addr)), "subnet_id": cty.UnknownVal(cty.String),
 		"status": cty.UnknownVal(cty.String), "status_message": cty.UnknownVal(cty.String),
@@ -88,8 +93,12 @@ func networkFirewallStatus(addr string) cty.Value {
 	state := cty.ObjectVal(map[string]cty.Value{
 		"availability_zone": cty.UnknownVal(cty.String), "attachment": cty.TupleVal([]cty.Value{attachment}),
 	})
+	states := make([]cty.Value, n)
+	for i := range states {
+		states[i] = state
+	}
 	return cty.TupleVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{
-		"sync_states": cty.TupleVal([]cty.Value{state}), "capacity_usage_summary": cty.DynamicVal,
+		"sync_states": cty.TupleVal(states), "capacity_usage_summary": cty.DynamicVal,
 		"configuration_sync_state_summary": cty.UnknownVal(cty.String), "status": cty.UnknownVal(cty.String),
 	})})
 }

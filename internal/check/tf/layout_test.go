@@ -171,6 +171,8 @@ resource "aws_x" "f" {
   strlen      = length("héllo")
   one         = one(["z"])
   product     = length(setproduct(["a", "b"], [1, 2, 3]))
+  objlen      = length({ a = 1, b = "x" })
+  emptyobj    = length({})
   zip         = zipmap(["k"], ["v"])
   element     = element(["a", "b"], 3)
   flat        = flatten([["a"], [["b"]]])
@@ -188,7 +190,7 @@ resource "aws_x" "f" {
 	for k, want := range map[string]any{
 		"lookup_null": nil, "lookup_hit": "x", "coalesce": "y",
 		"host": "10.0.0.254", "mask": "255.255.240.0", "replace": "a.b.c", "strlen": 5.0, "one": "z",
-		"product": 6.0, "element": "b", "try": "fallback", "can": false, "starts": true, "nonsens": "s",
+		"product": 6.0, "objlen": 2.0, "emptyobj": 0.0, "element": "b", "try": "fallback", "can": false, "starts": true, "nonsens": "s",
 	} {
 		if v[k] != want {
 			t.Errorf("%s = %#v, want %#v", k, v[k], want)

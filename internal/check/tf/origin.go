@@ -148,7 +148,7 @@ func sources(e hcl.Expression, ctx *hcl.EvalContext, in *instance) []string {
 			return nil
 		}
 		name, ok := t[1].(hcl.TraverseAttr)
-		if !ok || !idOnly(t[2:]) && !firewallEndpoint(root, t[2:]) && !nameRef(root, t[2:]) {
+		if !ok || !idOnly(t[2:]) && !firewallEndpoint(root, t[2:]) && !lbFrontend(root, t[2:]) && !nameRef(root, t[2:]) {
 			return nil
 		}
 		if !inScope(ctx, root) {
@@ -177,6 +177,28 @@ func firewallEndpoint(root string, rest hcl.Traversal) bool {
 		}
 	}
 	return false
+}
+
+// lbFrontend reports whether rest, read of an Azure load balancer, is the
+// ID of one of its frontends (azurerm_lb.ilb.frontend_ip_configuration[0].id,
+// as a private link service names the frontend it fronts): a frontend of
+// that balancer, whichever is picked.
+func lbFrontend(root string, rest hcl.Traversal) bool {
+	if root != "azurerm_lb" {
+		return false
+	}
+	if len(rest) > 0 {
+		if _, ok := rest[0].(hcl.TraverseIndex); ok {
+			rest = rest[1:] // an instance of the balancer
+		}
+	}
+	if len(rest) != 3 {
+		return false
+	}
+	fe, ok1 := rest[0].(hcl.TraverseAttr)
+	_, ok2 := rest[1].(hcl.TraverseIndex)
+	id, ok3 := rest[2].(hcl.TraverseAttr)
+	return ok1 && ok2 && ok3 && fe.Name == "frontend_ip_configuration" && id.Name == "id"
 }
 
 // nameRef reports whether rest, read of a resource of type typ, is the
