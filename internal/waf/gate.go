@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/corazawaf/coraza/v3"
@@ -370,6 +371,9 @@ type gateSelector struct {
 	v     variables.RuleVariable
 	key   string
 	keyRx *regexp.Regexp
+	// lower: key, lower-cased as a case-insensitive collection keeps
+	// its keys (gateState.values).
+	lower string
 	// count: &VARIABLE, whose one value is the number of values.
 	count bool
 }
@@ -813,10 +817,10 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 		if !gateVariables[rvar] || rvar == variables.ReqbodyProcessor && phase != 2 {
 			return nil, nil
 		}
-		sel := gateSelector{v: rvar, key: ks.String(), count: cnt.Bool()}
+		sel := gateSelector{v: rvar, key: ks.String(), lower: strings.ToLower(ks.String()), count: cnt.Bool()}
 		if !krx.IsNil() {
 			sel.keyRx = exported(krx).Interface().(*regexp.Regexp)
-			sel.key = ""
+			sel.key, sel.lower = "", ""
 		}
 		k, ok := selOf[sel]
 		if !ok {
@@ -1145,20 +1149,69 @@ func (s *gateState) values(k int) []int {
 		}
 		mds = keyedValues(keyed, sel.keyRx, s.p.keyNeed[k], all)
 	case sel.key != "" && ok:
+		// The values Coraza's FindString returns, read out of the
+		// collection's list, which the pass reads once for every
+		// selector of the variable (and the phase-2 pass keeps, for the
+		// request's headers), where FindString lower-cases the key and
+		// allocates two lists on every call. A value is taken when its
+		// key and sel's are equal once lower-cased (strings.ToLower),
+		// as a case-insensitive collection keeps and finds them; a
+		// case-sensitive one (ARGS, when Coraza is built so) finds
+		// fewer, so the gate reads a superset of the rule's values,
+		// which can only keep a rule.
+		if all := s.findAll(sel.v, col); len(all) <= keyMaxScan {
+			for _, md := range all {
+				if sameKey(md.Key(), sel.lower) {
+					s.take(k, md.Value())
+				}
+			}
+			return s.sel[k]
+		}
 		mds = keyed.FindString(sel.key)
 	default:
 		mds = s.findAll(sel.v, col)
 	}
-	out := s.sel[k]
 	for _, md := range mds {
-		i := s.valueIndex(md.Value())
-		if s.hc[i] != 0 {
-			s.selHC[k] = true
-		}
-		out = append(out, i)
+		s.take(k, md.Value())
 	}
-	s.sel[k] = out
-	return out
+	return s.sel[k]
+}
+
+// take adds v to selector k's values.
+func (s *gateState) take(k int, v string) {
+	i := s.valueIndex(v)
+	if s.hc[i] != 0 {
+		s.selHC[k] = true
+	}
+	s.sel[k] = append(s.sel[k], i)
+}
+
+// keyMaxScan is the most values a collection may hold for a keyed
+// selector to pick its values out of the collection's list (values);
+// past it, the collection's own lookup is cheaper than the scan.
+const keyMaxScan = 32
+
+// sameKey reports whether strings.ToLower(k) is lower, lower being a
+// lower-cased key, without allocating when k is ASCII.
+func sameKey(k, lower string) bool {
+	for i := 0; i < len(k); i++ {
+		if k[i] >= utf8.RuneSelf {
+			return strings.ToLower(k) == lower
+		}
+	}
+	if len(k) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // valueIndex is v's index in s.vals, v being added if it is not there.
