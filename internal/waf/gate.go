@@ -142,8 +142,17 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		if start != "" && i%gateBudgetEvery == gateBudgetEvery-1 && p.budget.Evaluate(tx, start) {
 			break
 		}
-		if !s.guarded(&rules[i]) && !s.mayMatch(&rules[i]) {
-			s.removeRank(rules[i].rank)
+		r := &rules[i]
+		if r.quick {
+			// Most rules are refused here, by the bytes of all their
+			// values: opMayMatch's first answer, without the calls.
+			if w := r.whole - 1; !r.bytesMay(s.wholeBytes(w)) && !s.wholeHC[w] && !s.guarded(r) {
+				s.removeRank(r.rank)
+				continue
+			}
+		}
+		if !s.guarded(r) && !s.mayMatch(r) {
+			s.removeRank(r.rank)
 		}
 	}
 	if phase == 2 {
@@ -357,6 +366,13 @@ type gateRule struct {
 	whole int32
 	// counted: one of sels is a count (&VARIABLE).
 	counted bool
+	// quick: the rule is decided by its own operator's values alone
+	// (no captured chain, no key reader, no budget rule) and has a
+	// whole slot and no count: when that slot's bytes refuse its byte
+	// tests and no value of its is one the header cache answers for,
+	// the rule cannot match (opMayMatch's first answer), which the
+	// gate's loop asks first.
+	quick bool
 	// test: the rule's number among the tests whose answers on header
 	// values the cache keeps (gatecache.go), or -1.
 	test int
@@ -1587,7 +1603,9 @@ func (p *gatePlan) planUnions() {
 	}
 	for _, list := range p.after {
 		for i := range list {
-			visit(&list[i])
+			r := &list[i]
+			visit(r)
+			r.quick = r.whole > 0 && !r.counted && r.op != nil && r.captured == nil && r.keys == nil && !r.unclocked
 		}
 	}
 	p.unions = len(slot)
