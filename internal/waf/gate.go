@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/corazawaf/coraza/v3"
@@ -1006,7 +1005,16 @@ type gateState struct {
 type collectionValues struct {
 	v   variables.RuleVariable
 	mds []types.MatchData
+	// keys: whether every key of mds is ASCII (keysASCII) or one is
+	// not (keysWide), once a keyed selector has asked (keyList); 0
+	// before.
+	keys uint8
 }
+
+const (
+	keysASCII = 1 + iota
+	keysWide
+)
 
 // strID names a string by where its bytes are: the collections hand out
 // the same string to every selector that reads it, and hashing its
@@ -1131,8 +1139,31 @@ func (s *gateState) findAll(v variables.RuleVariable, col collection.Collection)
 		}
 	}
 	mds := col.FindAll()
-	s.all = append(s.all, collectionValues{v, mds})
+	s.all = append(s.all, collectionValues{v: v, mds: mds})
 	return mds
+}
+
+// keyList is findAll's list of collection v's values, and whether
+// every key of theirs is ASCII, worked out once per list.
+func (s *gateState) keyList(v variables.RuleVariable, col collection.Collection) ([]types.MatchData, bool) {
+	s.findAll(v, col)
+	for i := range s.all {
+		c := &s.all[i]
+		if c.v != v {
+			continue
+		}
+		if c.keys == 0 {
+			c.keys = keysASCII
+			for _, md := range c.mds {
+				if hasNonASCII(md.Key()) {
+					c.keys = keysWide
+					break
+				}
+			}
+		}
+		return c.mds, c.keys == keysASCII
+	}
+	return nil, false
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -1175,9 +1206,9 @@ func (s *gateState) values(k int) []int {
 		// case-sensitive one (ARGS, when Coraza is built so) finds
 		// fewer, so the gate reads a superset of the rule's values,
 		// which can only keep a rule.
-		if all := s.findAll(sel.v, col); len(all) <= keyMaxScan {
+		if all, ascii := s.keyList(sel.v, col); len(all) <= keyMaxScan {
 			for _, md := range all {
-				if sameKey(md.Key(), sel.lower) {
+				if key := md.Key(); ascii && asciiKeyIs(key, sel.lower) || !ascii && sameKey(key, sel.lower) {
 					s.take(k, md.Value())
 				}
 			}
@@ -1210,11 +1241,14 @@ const keyMaxScan = 32
 // sameKey reports whether strings.ToLower(k) is lower, lower being a
 // lower-cased key, without allocating when k is ASCII.
 func sameKey(k, lower string) bool {
-	for i := 0; i < len(k); i++ {
-		if k[i] >= utf8.RuneSelf {
-			return strings.ToLower(k) == lower
-		}
+	if hasNonASCII(k) {
+		return strings.ToLower(k) == lower
 	}
+	return asciiKeyIs(k, lower)
+}
+
+// asciiKeyIs is sameKey for an ASCII k.
+func asciiKeyIs(k, lower string) bool {
 	if len(k) != len(lower) {
 		return false
 	}
