@@ -29,13 +29,6 @@ func bytesOf(s string) byteSet {
 	return b
 }
 
-// folded is b with each ASCII upper-case letter also as its lower case.
-func (b byteSet) folded() byteSet {
-	const upper = (1<<26 - 1) << ('A' - 64) // 'A'..'Z' in b[1]
-	b[1] |= (b[1] & upper) << ('a' - 'A')
-	return b
-}
-
 // A pickTest is a quick necessary condition for a literal test: one byte
 // of every literal (the rarest in ordinary requests), of which a value
 // holding one of the literals holds at least one. It is read against the
@@ -43,10 +36,10 @@ func (b byteSet) folded() byteSet {
 // transformation chain for every rule, where the literal test itself
 // scans the value once per rule.
 type pickTest struct {
+	// picks: the picked bytes; when the literals are matched in any
+	// ASCII case, each lower-case letter's upper case too, so that a
+	// value's bytes are read as they are, not folded on every test.
 	picks byteSet
-	// fold: the literals are matched in any ASCII case (lower case here)
-	// and are read against the value's folded bytes.
-	fold bool
 	// kelvin: the literal test also passes any value holding a rune
 	// that folds into ASCII (necessity.fold, foldsIntoASCII), so a value
 	// with a byte past ASCII is not refused.
@@ -59,7 +52,7 @@ func newPickTest(lits []string, fold, kelvin bool) *pickTest {
 	if len(lits) == 0 {
 		return nil
 	}
-	p := &pickTest{fold: fold, kelvin: kelvin}
+	p := &pickTest{kelvin: kelvin}
 	for _, l := range lits {
 		if l == "" {
 			return nil
@@ -71,19 +64,16 @@ func newPickTest(lits []string, fold, kelvin bool) *pickTest {
 			}
 		}
 		p.picks.add(best)
+		if fold && 'a' <= best && best <= 'z' {
+			p.picks.add(best - ('a' - 'A'))
+		}
 	}
 	return p
 }
 
 // passes reports whether a value whose bytes are b may hold a literal.
 func (p *pickTest) passes(b byteSet) bool {
-	if p.kelvin && b.pastASCII() {
-		return true
-	}
-	if p.fold {
-		b = b.folded()
-	}
-	return p.picks.meets(b)
+	return p.picks.meets(b) || p.kelvin && b.pastASCII()
 }
 
 // commonBytes are the bytes most frequent in ordinary request values,

@@ -141,8 +141,17 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		if start != "" && i%gateBudgetEvery == gateBudgetEvery-1 && p.budget.Evaluate(tx, start) {
 			break
 		}
-		if !s.guarded(&rules[i]) && !s.mayMatch(&rules[i]) {
-			s.removeRank(rules[i].rank)
+		r := &rules[i]
+		if r.quick {
+			// Most rules are refused here, by the bytes of all their
+			// values: opMayMatch's first answer, without the calls.
+			if w := r.whole - 1; !r.bytesMay(s.wholeBytes(w)) && !s.wholeHC[w] && !s.guarded(r) {
+				s.removeRank(r.rank)
+				continue
+			}
+		}
+		if !s.guarded(r) && !s.mayMatch(r) {
+			s.removeRank(r.rank)
 		}
 	}
 	if phase == 2 {
@@ -356,6 +365,13 @@ type gateRule struct {
 	whole int32
 	// counted: one of sels is a count (&VARIABLE).
 	counted bool
+	// quick: the rule is decided by its own operator's values alone
+	// (no captured chain, no key reader, no budget rule) and has a
+	// whole slot and no count: when that slot's bytes refuse its byte
+	// tests and no value of its is one the header cache answers for,
+	// the rule cannot match (opMayMatch's first answer), which the
+	// gate's loop asks first.
+	quick bool
 	// test: the rule's number among the tests whose answers on header
 	// values the cache keeps (gatecache.go), or -1.
 	test int
@@ -370,6 +386,9 @@ type gateSelector struct {
 	v     variables.RuleVariable
 	key   string
 	keyRx *regexp.Regexp
+	// lower: key, lower-cased as a case-insensitive collection keeps
+	// its keys (gateState.values).
+	lower string
 	// count: &VARIABLE, whose one value is the number of values.
 	count bool
 }
@@ -813,10 +832,10 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 		if !gateVariables[rvar] || rvar == variables.ReqbodyProcessor && phase != 2 {
 			return nil, nil
 		}
-		sel := gateSelector{v: rvar, key: ks.String(), count: cnt.Bool()}
+		sel := gateSelector{v: rvar, key: ks.String(), lower: strings.ToLower(ks.String()), count: cnt.Bool()}
 		if !krx.IsNil() {
 			sel.keyRx = exported(krx).Interface().(*regexp.Regexp)
-			sel.key = ""
+			sel.key, sel.lower = "", ""
 		}
 		k, ok := selOf[sel]
 		if !ok {
@@ -986,7 +1005,16 @@ type gateState struct {
 type collectionValues struct {
 	v   variables.RuleVariable
 	mds []types.MatchData
+	// keys: whether every key of mds is ASCII (keysASCII) or one is
+	// not (keysWide), once a keyed selector has asked (keyList); 0
+	// before.
+	keys uint8
 }
+
+const (
+	keysASCII = 1 + iota
+	keysWide
+)
 
 // strID names a string by where its bytes are: the collections hand out
 // the same string to every selector that reads it, and hashing its
@@ -1111,8 +1139,31 @@ func (s *gateState) findAll(v variables.RuleVariable, col collection.Collection)
 		}
 	}
 	mds := col.FindAll()
-	s.all = append(s.all, collectionValues{v, mds})
+	s.all = append(s.all, collectionValues{v: v, mds: mds})
 	return mds
+}
+
+// keyList is findAll's list of collection v's values, and whether
+// every key of theirs is ASCII, worked out once per list.
+func (s *gateState) keyList(v variables.RuleVariable, col collection.Collection) ([]types.MatchData, bool) {
+	s.findAll(v, col)
+	for i := range s.all {
+		c := &s.all[i]
+		if c.v != v {
+			continue
+		}
+		if c.keys == 0 {
+			c.keys = keysASCII
+			for _, md := range c.mds {
+				if hasNonASCII(md.Key()) {
+					c.keys = keysWide
+					break
+				}
+			}
+		}
+		return c.mds, c.keys == keysASCII
+	}
+	return nil, false
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -1145,20 +1196,72 @@ func (s *gateState) values(k int) []int {
 		}
 		mds = keyedValues(keyed, sel.keyRx, s.p.keyNeed[k], all)
 	case sel.key != "" && ok:
+		// The values Coraza's FindString returns, read out of the
+		// collection's list, which the pass reads once for every
+		// selector of the variable (and the phase-2 pass keeps, for the
+		// request's headers), where FindString lower-cases the key and
+		// allocates two lists on every call. A value is taken when its
+		// key and sel's are equal once lower-cased (strings.ToLower),
+		// as a case-insensitive collection keeps and finds them; a
+		// case-sensitive one (ARGS, when Coraza is built so) finds
+		// fewer, so the gate reads a superset of the rule's values,
+		// which can only keep a rule.
+		if all, ascii := s.keyList(sel.v, col); len(all) <= keyMaxScan {
+			for _, md := range all {
+				if key := md.Key(); ascii && asciiKeyIs(key, sel.lower) || !ascii && sameKey(key, sel.lower) {
+					s.take(k, md.Value())
+				}
+			}
+			return s.sel[k]
+		}
 		mds = keyed.FindString(sel.key)
 	default:
 		mds = s.findAll(sel.v, col)
 	}
-	out := s.sel[k]
 	for _, md := range mds {
-		i := s.valueIndex(md.Value())
-		if s.hc[i] != 0 {
-			s.selHC[k] = true
-		}
-		out = append(out, i)
+		s.take(k, md.Value())
 	}
-	s.sel[k] = out
-	return out
+	return s.sel[k]
+}
+
+// take adds v to selector k's values.
+func (s *gateState) take(k int, v string) {
+	i := s.valueIndex(v)
+	if s.hc[i] != 0 {
+		s.selHC[k] = true
+	}
+	s.sel[k] = append(s.sel[k], i)
+}
+
+// keyMaxScan is the most values a collection may hold for a keyed
+// selector to pick its values out of the collection's list (values);
+// past it, the collection's own lookup is cheaper than the scan.
+const keyMaxScan = 32
+
+// sameKey reports whether strings.ToLower(k) is lower, lower being a
+// lower-cased key, without allocating when k is ASCII.
+func sameKey(k, lower string) bool {
+	if hasNonASCII(k) {
+		return strings.ToLower(k) == lower
+	}
+	return asciiKeyIs(k, lower)
+}
+
+// asciiKeyIs is sameKey for an ASCII k.
+func asciiKeyIs(k, lower string) bool {
+	if len(k) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // valueIndex is v's index in s.vals, v being added if it is not there.
@@ -1534,7 +1637,9 @@ func (p *gatePlan) planUnions() {
 	}
 	for _, list := range p.after {
 		for i := range list {
-			visit(&list[i])
+			r := &list[i]
+			visit(r)
+			r.quick = r.whole > 0 && !r.counted && r.op != nil && r.captured == nil && r.keys == nil && !r.unclocked
 		}
 	}
 	p.unions = len(slot)
