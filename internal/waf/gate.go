@@ -117,13 +117,15 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	}
 	rules := p.after[r.ID()]
 	rr, ok := tx.(ruleRemover)
+	phase := p.gatePhase[r.ID()]
 	if len(rules) == 0 || !ok || tx.Capturing() {
-		applyTargets(tx, nil)
+		if phase != 2 || p.files(r.ID()) {
+			applyTargets(tx, nil)
+		}
 		return
 	}
-	phase := p.gatePhase[r.ID()]
 	m := memoOf(tx)
-	s := m.resumeGate(p, tx)
+	s := m.resumeGate(p, tx, phase)
 	if s == nil {
 		s = gateScratch.Get().(*gateState)
 		s.reset(p, tx)
@@ -145,7 +147,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 			s.removeRank(rules[i].rank)
 		}
 	}
-	if phase == 2 {
+	if phase == 2 && p.files(r.ID()) {
 		applyTargets(tx, s)
 	}
 	s.flush(rr, phase)
@@ -156,10 +158,11 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		p.work.Add(int64(s.work))
 		p.read.Add(int64(s.read))
 	}
-	if phase == 1 && m != nil && !p.fresh {
+	if (phase == 1 || p.next[r.ID()] != 0) && m != nil && !p.fresh {
 		// The phase-2 gate reads most of these values again (headers,
-		// URI, query): it takes what this pass knows of them.
-		m.gate = s
+		// URI, query): it takes what this pass knows of them; the
+		// phase's next pass takes it all (gatesplit.go).
+		m.gate, m.gateFrom = s, r.ID()
 		return
 	}
 	s.release()
@@ -171,9 +174,10 @@ func (s *gateState) release() {
 	gateScratch.Put(s)
 }
 
-// resumeGate takes the pass the phase-1 gate kept in m (which may be
-// nil) for the next pass of plan p on tx, nil when there is none.
-func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateState {
+// resumeGate takes the pass an earlier gate kept in m (which may be
+// nil) for the next pass, of phase, of plan p on tx, nil when there is
+// none.
+func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState, phase int) *gateState {
 	if m == nil || m.gate == nil {
 		return nil
 	}
@@ -182,6 +186,10 @@ func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateS
 	if s.p != p || s.tx != tx {
 		s.release()
 		return nil
+	}
+	if p.gatePhase[m.gateFrom] == phase {
+		s.carry()
+		return s
 	}
 	s.resume()
 	if p.onResume != nil {
@@ -195,6 +203,7 @@ func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateS
 type gatePlan struct {
 	after     map[int][]gateRule // gate rule ID → the rules it decides
 	gatePhase map[int]int        // gate rule ID → its phase
+	next      map[int]int        // gate rule ID → the gate of its phase that decides the rules after it (gatesplit.go)
 	selectors []gateSelector
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
@@ -233,6 +242,7 @@ type gatePlan struct {
 	// 1 (gatetargets.go), so a route that excludes it takes the
 	// unresolved rule set.
 	deferredTargets bool
+	targetGate      int // the gate that files them (gatesplit.go)
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
 	// unions: how many (selector, chain) pairs rules read with a byte
@@ -448,7 +458,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	if err != nil {
 		return nil, fmt.Errorf("waf: gate: %w", err)
 	}
-	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
+	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, next: map[int]int{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
 	if err := p.planChains(rules, consts); err != nil {
 		return nil, err
 	}
@@ -549,6 +559,10 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 		var list []gateRule
 		for _, later := range all[i+1:] {
+			if later.phase == info.phase && isGate[later.id] {
+				p.next[info.id] = later.id // it decides the rest (gatesplit.go)
+				break
+			}
 			if later.phase == info.phase && later.gr != nil {
 				list = append(list, *later.gr)
 			}
@@ -573,7 +587,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 	}
 	p.placeCaptured()
-	targets := planTargets(p.all, isGate)
+	targets, targetGate := planTargets(p.all, isGate)
 	p.all, p.constKeys, p.constVals = nil, nil, nil
 	p.planMulti()
 	p.planTwins()
@@ -593,6 +607,9 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		t.tr.now, t.tr.later = t.now, t.later
 	}
 	p.deferredTargets = len(targets) > 0
+	if p.deferredTargets {
+		p.targetGate = targetGate
+	}
 	return p, nil
 }
 
