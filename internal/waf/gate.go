@@ -139,15 +139,16 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	clock := tx.Variables().TX().Get(txStart)
 	start := first(clock)
 	s.clocked = len(clock) > 0
-	for i := range rules {
-		if start != "" && i%gateBudgetEvery == gateBudgetEvery-1 && p.budget.Evaluate(tx, start) {
-			break
-		}
-		if !s.guarded(&rules[i]) && !s.mayMatch(&rules[i]) {
-			s.removeRank(rules[i].rank)
-		}
+	next := p.next[r.ID()]
+	filer := r.ID()
+	if s.decide(rules, start) && next != 0 && p.covers[r.ID()] && s.removedAll(rules) {
+		// No rule up to the next gate can match, nor stop: this pass
+		// decides the next's rules too, and removes it (gatesplit.go).
+		s.decide(p.after[next], start)
+		s.removeRank(p.rank[next])
+		filer, next = next, 0
 	}
-	if phase == 2 && p.files(r.ID()) {
+	if phase == 2 && p.files(filer) {
 		applyTargets(tx, s)
 	}
 	s.flush(rr, phase)
@@ -158,7 +159,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		p.work.Add(int64(s.work))
 		p.read.Add(int64(s.read))
 	}
-	if (phase == 1 || p.next[r.ID()] != 0) && m != nil && !p.fresh {
+	if (phase == 1 || next != 0) && m != nil && !p.fresh {
 		// The phase-2 gate reads most of these values again (headers,
 		// URI, query): it takes what this pass knows of them; the
 		// phase's next pass takes it all (gatesplit.go).
@@ -204,6 +205,7 @@ type gatePlan struct {
 	after     map[int][]gateRule // gate rule ID → the rules it decides
 	gatePhase map[int]int        // gate rule ID → its phase
 	next      map[int]int        // gate rule ID → the gate of its phase that decides the rules after it (gatesplit.go)
+	covers    map[int]bool       // gate rule ID → it decides every rule up to next
 	selectors []gateSelector
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
@@ -458,7 +460,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	if err != nil {
 		return nil, fmt.Errorf("waf: gate: %w", err)
 	}
-	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, next: map[int]int{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
+	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, next: map[int]int{}, covers: map[int]bool{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
 	if err := p.planChains(rules, consts); err != nil {
 		return nil, err
 	}
@@ -558,13 +560,17 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 			continue
 		}
 		var list []gateRule
+		covers := true
 		for _, later := range all[i+1:] {
 			if later.phase == info.phase && isGate[later.id] {
 				p.next[info.id] = later.id // it decides the rest (gatesplit.go)
+				p.covers[info.id] = covers
 				break
 			}
 			if later.phase == info.phase && later.gr != nil {
 				list = append(list, *later.gr)
+			} else if later.phase == info.phase {
+				covers = false
 			}
 		}
 		p.after[info.id] = list

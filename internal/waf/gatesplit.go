@@ -16,12 +16,17 @@ import (
 // scorers (90010 to 90043), which decide on their own and carry the
 // stop, and 90009, after them, decides the rest. A stop at one of
 // those rules removes 90009 with every other rule before the context
-// pass, and the rest is never decided; a request that does not stop
-// there runs both passes, the second taking all the first read and
-// computed (carry).
+// pass, and the rest is never decided; a request on which a rule up to
+// 90009 may match but does not stop runs both passes, the second taking
+// all the first read and computed (carry). A request on which none of
+// them can match (nearly every benign one) cannot stop before 90009:
+// its first pass goes on to decide the second's rules and removes
+// 90009, so that it pays for one pass, as before the split.
 //
 // A gate decides the rules after it in its phase up to the phase's next
-// gate (gatePlan.next); the pass of a gate that has a next one is kept
+// gate (gatePlan.next; gatePlan.covers when it decides every one of
+// them, which a pass must for it to know that none can match and
+// stand in for the next); the pass of a gate that has a next one is kept
 // in the transaction's memo for it, as the phase-1 pass is for the
 // phase-2 gate. Neither pass is a change to what the gate decides: the
 // gate reads only what no rule of the phase writes (see gate.go), and
@@ -112,4 +117,34 @@ func fileTargets(tx plugintypes.TransactionState, cut [][2]int) {
 	}
 	clear(m.targets)
 	m.targets = m.targets[:0]
+}
+
+// decide asks each of rules whether it may match, and records those
+// that cannot as removed; false when the request's CPU budget (its
+// clock started at start, "" for a request too small to be timed; see
+// budget.go) is spent first: the rules left are Coraza's, and the next
+// budget rule refuses the request, as without the gate.
+func (s *gateState) decide(rules []gateRule, start string) bool {
+	for i := range rules {
+		if start != "" && i%gateBudgetEvery == gateBudgetEvery-1 && s.p.budget.Evaluate(s.tx, start) {
+			return false
+		}
+		if !s.guarded(&rules[i]) && !s.mayMatch(&rules[i]) {
+			s.removeRank(rules[i].rank)
+		}
+	}
+	return true
+}
+
+// removedAll reports whether this pass has removed each of rules.
+func (s *gateState) removedAll(rules []gateRule) bool {
+	if !s.any {
+		return len(rules) == 0
+	}
+	for i := range rules {
+		if !s.removed[rules[i].rank] {
+			return false
+		}
+	}
+	return true
 }

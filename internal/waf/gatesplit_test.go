@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -13,8 +15,8 @@ import (
 // TestGateSplitStop: the phase-2 gate decides moat's rules up to its
 // scorers in its first pass and the rest in its second (gatesplit.go),
 // so the benchmark's attack, which stops at 90040, has the gate do less
-// work than a full evaluation of it, with the same block; a request
-// that does not stop has both passes decide what the one pass did.
+// work than a full evaluation of it, with the same block; a request on
+// which none of those rules can match is decided in one pass.
 func TestGateSplitStop(t *testing.T) {
 	var w [2]*WAF
 	for i, full := range []bool{false, true} {
@@ -38,19 +40,37 @@ func TestGateSplitStop(t *testing.T) {
 			t.Errorf("rule %d is not decided by the first pass (%v)", id, slices.Sorted(maps.Keys(first)))
 		}
 	}
-	// A benign GET runs both passes, as many steps as the full
-	// evaluation's (first: the header cache holds what each WAF asked
-	// before).
+	// A benign GET, on which none of moat's rules up to the scorers can
+	// match, is decided in one pass that removes the second, with as
+	// many steps as the full evaluation's (first: the header cache holds
+	// what each WAF asked before).
 	var work [2]int64
 	for i := range w {
 		before := w[i].plan.work.Load()
-		if _, _, err := outcomeOf(w[i], benignGET()); err != nil {
+		_, m, err := outcomeOf(w[i], benignGET())
+		if err != nil {
 			t.Fatal(err)
 		}
 		work[i] = w[i].plan.work.Load() - before
+		if ran(m, gateRestID) || !ran(m, gate2ID) {
+			t.Errorf("benign GET, full evaluation %v: matched %v, want %d and not %d", i == 1, m, gate2ID, gateRestID)
+		}
 	}
 	if work[0] != work[1] || work[0] == 0 {
 		t.Errorf("the gate's work on a benign GET %d, with the full evaluation %d", work[0], work[1])
+	}
+	// The attack: 90040 is kept by the first pass; the full evaluation
+	// runs the second, the stop takes it out.
+	attack := httptest.NewRequest("GET", "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--", nil)
+	attack.Header.Set("Host", "localhost")
+	for i := range w {
+		_, m, err := outcomeOf(w[i], attack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ran(m, gateRestID) != (i == 1) {
+			t.Errorf("attack, full evaluation %v: matched %v", i == 1, m)
+		}
 	}
 	var v [2]Verdict
 	for i := range w {
@@ -128,4 +148,9 @@ func benignGET() *http.Request {
 // phase2Decided is the rules both phase-2 passes of p decide, in order.
 func phase2Decided(p *gatePlan) []gateRule {
 	return append(slices.Clip(p.after[gate2ID]), p.after[gateRestID]...)
+}
+
+// ran reports whether rule id is among the matched rules m (outcomeOf).
+func ran(m []string, id int) bool {
+	return slices.ContainsFunc(m, func(s string) bool { return strings.HasPrefix(s, strconv.Itoa(id)+" ") })
 }
