@@ -34,9 +34,10 @@ import (
 // 90007, so both passes see the same values; each decides its rules
 // exactly as the single pass did. A rule guarded by a skip:N of the
 // other pass (none in moat's or CRS's rule sets) is left to Coraza, as
-// the guard's removal is known to its own pass only. A route that
-// excludes 90009 leaves the rest to Coraza, ungated; one that excludes
-// 90007 takes the unresolved rule set (its deferred target removals).
+// the guard's removal is known to its own pass only. The target
+// removals of phase-1 ctls wait for 90009 (gatetargets.go), so a route
+// that excludes it, or 90007, takes the unresolved rule set (New makes
+// both anchors).
 //
 // The stop's proof (evalstop.go) lets a gate rule between a stop and
 // the context pass be skipped: a gate removes only rules that cannot
