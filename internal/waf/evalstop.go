@@ -114,7 +114,7 @@ func (a stopAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transact
 	if _, ok := p.eval.blocks(tx, nil); !ok {
 		return
 	}
-	if !p.txf.allows(tx, p.needed) {
+	if !p.txf.allows(tx, p.needed) || targetsWaitFor(tx, p.needed) {
 		return
 	}
 	for _, k := range p.sevs {
@@ -160,6 +160,9 @@ func (a stopAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transact
 	} else {
 		return
 	}
+	// The phase-2 gate's last pass is among the rules removed: the
+	// target removals it would have filed are filed for those left.
+	fileTargets(tx, p.cut)
 	txv.Set(txStopped, []string{score})
 }
 
@@ -427,6 +430,9 @@ func (a *stopAnalysis) skippable(r reflect.Value, i int) (bool, reflect.Value) {
 			switch {
 			case stopQuietActions[name]:
 			case name == "deny" && opName == "moatOverBudget":
+			case name == "moatgate":
+				// The gate removes only rules that cannot match
+				// (gate.go, gatesplit.go).
 			case name == "skipafter":
 				to, ok := skipTarget(fn)
 				if !ok || !slices.ContainsFunc(a.markers[to], func(m int) bool { return m > i && m < a.pass }) {

@@ -117,13 +117,15 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	}
 	rules := p.after[r.ID()]
 	rr, ok := tx.(ruleRemover)
+	phase := p.gatePhase[r.ID()]
 	if len(rules) == 0 || !ok || tx.Capturing() {
-		applyTargets(tx, nil)
+		if phase != 2 || p.files(r.ID()) {
+			applyTargets(tx, nil)
+		}
 		return
 	}
-	phase := p.gatePhase[r.ID()]
 	m := memoOf(tx)
-	s := m.resumeGate(p, tx)
+	s := m.resumeGate(p, tx, phase)
 	if s == nil {
 		s = gateScratch.Get().(*gateState)
 		s.reset(p, tx)
@@ -137,24 +139,16 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	clock := tx.Variables().TX().Get(txStart)
 	start := first(clock)
 	s.clocked = len(clock) > 0
-	for i := range rules {
-		if start != "" && i%gateBudgetEvery == gateBudgetEvery-1 && p.budget.Evaluate(tx, start) {
-			break
-		}
-		r := &rules[i]
-		if r.quick {
-			// Most rules are refused here, by the bytes of all their
-			// values: opMayMatch's first answer, without the calls.
-			if w := r.whole - 1; !r.bytesMay(s.wholeBytes(w)) && !s.wholeHC[w] && !s.guarded(r) {
-				s.removeRank(r.rank)
-				continue
-			}
-		}
-		if !s.guarded(r) && !s.mayMatch(r) {
-			s.removeRank(r.rank)
-		}
+	next := p.next[r.ID()]
+	filer := r.ID()
+	if s.decide(rules, start) && next != 0 && p.covers[r.ID()] && s.removedAll(rules) {
+		// No rule up to the next gate can match, nor stop: this pass
+		// decides the next's rules too, and removes it (gatesplit.go).
+		s.decide(p.after[next], start)
+		s.removeRank(p.rank[next])
+		filer, next = next, 0
 	}
-	if phase == 2 {
+	if phase == 2 && p.files(filer) {
 		applyTargets(tx, s)
 	}
 	s.flush(rr, phase)
@@ -165,10 +159,11 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		p.work.Add(int64(s.work))
 		p.read.Add(int64(s.read))
 	}
-	if phase == 1 && m != nil && !p.fresh {
+	if (phase == 1 || next != 0) && m != nil && !p.fresh {
 		// The phase-2 gate reads most of these values again (headers,
-		// URI, query): it takes what this pass knows of them.
-		m.gate = s
+		// URI, query): it takes what this pass knows of them; the
+		// phase's next pass takes it all (gatesplit.go).
+		m.gate, m.gateFrom = s, r.ID()
 		return
 	}
 	s.release()
@@ -180,9 +175,10 @@ func (s *gateState) release() {
 	gateScratch.Put(s)
 }
 
-// resumeGate takes the pass the phase-1 gate kept in m (which may be
-// nil) for the next pass of plan p on tx, nil when there is none.
-func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateState {
+// resumeGate takes the pass an earlier gate kept in m (which may be
+// nil) for the next pass, of phase, of plan p on tx, nil when there is
+// none.
+func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState, phase int) *gateState {
 	if m == nil || m.gate == nil {
 		return nil
 	}
@@ -191,6 +187,10 @@ func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateS
 	if s.p != p || s.tx != tx {
 		s.release()
 		return nil
+	}
+	if p.gatePhase[m.gateFrom] == phase {
+		s.carry()
+		return s
 	}
 	s.resume()
 	if p.onResume != nil {
@@ -204,6 +204,8 @@ func (m *txMemo) resumeGate(p *gatePlan, tx plugintypes.TransactionState) *gateS
 type gatePlan struct {
 	after     map[int][]gateRule // gate rule ID → the rules it decides
 	gatePhase map[int]int        // gate rule ID → its phase
+	next      map[int]int        // gate rule ID → the gate of its phase that decides the rules after it (gatesplit.go)
+	covers    map[int]bool       // gate rule ID → it decides every rule up to next
 	selectors []gateSelector
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
@@ -242,6 +244,7 @@ type gatePlan struct {
 	// 1 (gatetargets.go), so a route that excludes it takes the
 	// unresolved rule set.
 	deferredTargets bool
+	targetGate      int // the gate that files them (gatesplit.go)
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
 	// unions: how many (selector, chain) pairs rules read with a byte
@@ -467,7 +470,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	if err != nil {
 		return nil, fmt.Errorf("waf: gate: %w", err)
 	}
-	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
+	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, next: map[int]int{}, covers: map[int]bool{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
 	if err := p.planChains(rules, consts); err != nil {
 		return nil, err
 	}
@@ -567,9 +570,17 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 			continue
 		}
 		var list []gateRule
+		covers := true
 		for _, later := range all[i+1:] {
+			if later.phase == info.phase && isGate[later.id] {
+				p.next[info.id] = later.id // it decides the rest (gatesplit.go)
+				p.covers[info.id] = covers
+				break
+			}
 			if later.phase == info.phase && later.gr != nil {
 				list = append(list, *later.gr)
+			} else if later.phase == info.phase {
+				covers = false
 			}
 		}
 		p.after[info.id] = list
@@ -592,7 +603,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 	}
 	p.placeCaptured()
-	targets := planTargets(p.all, isGate)
+	targets, targetGate := planTargets(p.all, isGate)
 	p.all, p.constKeys, p.constVals = nil, nil, nil
 	p.planMulti()
 	p.planTwins()
@@ -612,6 +623,9 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		t.tr.now, t.tr.later = t.now, t.later
 	}
 	p.deferredTargets = len(targets) > 0
+	if p.deferredTargets {
+		p.targetGate = targetGate
+	}
 	return p, nil
 }
 

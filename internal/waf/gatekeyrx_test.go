@@ -40,7 +40,7 @@ func keyReaderRemoved(t *testing.T, w *WAF, raw []byte, id int) (bool, Verdict) 
 // keyReaderOf is the gate's view of rule id as a key reader
 // (gatekeyrx.go), nil when the phase-2 gate does not decide it so.
 func keyReaderOf(w *WAF, id int) *txKeyReader {
-	for _, r := range w.plan.after[gate2ID] {
+	for _, r := range phase2Decided(w.plan) {
 		if r.id == id {
 			return r.keys
 		}

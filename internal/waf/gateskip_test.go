@@ -23,7 +23,7 @@ SecRule ARGS:b "@streq y" "id:1000012,phase:2,deny,status:403,log"
 	}
 	defer w.Close()
 	guarded := false
-	for _, r := range w.plan.after[gate2ID] {
+	for _, r := range phase2Decided(w.plan) {
 		if r.id == 1000011 {
 			guarded = slices.Equal(r.guards, []int{1000010})
 		}

@@ -33,17 +33,19 @@ type targetSplit struct {
 
 // planTargets splits the target removals of phase-1 ctls (resolve.go)
 // into those filed at once and those the phase-2 gate files (later),
-// when the rule set lets the gate do it; nil when it does not.
-func planTargets(all []*rrule, isGate map[int]bool) []targetSplit {
+// when the rule set lets the gate do it, and returns that gate's ID; nil
+// when it does not. Of a phase-2 gate in two passes (gatesplit.go) it
+// is the last, which decides the rules the removals name; a stop
+// before it files those of the rules left to run (fileTargets).
+func planTargets(all []*rrule, isGate map[int]bool) ([]targetSplit, int) {
 	gate := -1
 	for i, r := range all {
 		if isGate[r.id] && r.phase == 2 {
 			gate = i
-			break
 		}
 	}
 	if gate < 0 {
-		return nil
+		return nil, 0
 	}
 	after := map[int]bool{}
 	for _, r := range all[gate+1:] {
@@ -54,11 +56,11 @@ func planTargets(all []*rrule, isGate map[int]bool) []targetSplit {
 	for i, r := range all {
 		for _, c := range r.ctlRm {
 			if c.rules && ctlHits(c.kind, c.target, all[gate]) {
-				return nil
+				return nil, 0
 			}
 		}
 		if i < gate && (r.phase == 2 || r.phase == 0) && (r.skip || r.skipTo != "") {
-			return nil
+			return nil, 0
 		}
 	}
 	var out []targetSplit
@@ -92,7 +94,7 @@ func planTargets(all []*rrule, isGate map[int]bool) []targetSplit {
 			link = next.Elem()
 		}
 	}
-	return out
+	return out, all[gate].id
 }
 
 // applyTargets files the removals waiting in tx's memo, for the rules s

@@ -55,9 +55,10 @@ SecRule ARGS "@contains evil" "id:1000021,phase:2,deny,status:403,log"
 	}
 }
 
-// TestGateTargetsFlow: a rule set in which the phase-2 gate may not run
-// before the rules (a ctl that may remove it, a phase-2 skip before it)
-// files every removal at once.
+// TestGateTargetsFlow: a rule set in which the phase-2 gate's last pass
+// (90009, which files the removals) may not run before the rules (a ctl
+// that may remove it, a phase-2 skip before it) files every removal at
+// once.
 func TestGateTargetsFlow(t *testing.T) {
 	skip := filepath.Join(t.TempDir(), "skip.conf")
 	if err := os.WriteFile(skip, []byte(`SecRule ARGS:s "@streq 1" "id:1000023,phase:2,pass,nolog,skipAfter:END-1000023"`+"\n"), 0o600); err != nil {
@@ -67,7 +68,7 @@ func TestGateTargetsFlow(t *testing.T) {
 		before     []string
 		directives string
 	}{
-		{nil, `SecRule ARGS:off "@streq 1" "id:1000022,phase:1,pass,nolog,ctl:ruleRemoveById=90007"`},
+		{nil, `SecRule ARGS:off "@streq 1" "id:1000022,phase:1,pass,nolog,ctl:ruleRemoveById=90009"`},
 		{nil, `SecRule ARGS:off "@streq 1" "id:1000022,phase:1,pass,nolog,ctl:ruleRemoveById=90000-91000"`},
 		{[]string{skip}, `SecMarker END-1000023`},
 	} {
@@ -91,8 +92,10 @@ SecRule ARGS "@contains evil" "id:1000021,phase:2,deny,status:403,log"
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if !w.excludesAnchor(&Exclusions{ranges: [][2]int{{gate2ID, gate2ID}}}) {
-		t.Error("a route that excludes the phase-2 gate keeps the resolved rule set")
+	for _, id := range []int{gate2ID, gateRestID} {
+		if !w.excludesAnchor(&Exclusions{ranges: [][2]int{{id, id}}}) {
+			t.Errorf("a route that excludes the phase-2 gate's rule %d keeps the resolved rule set", id)
+		}
 	}
 }
 
@@ -114,15 +117,17 @@ SecRule ARGS "@contains evil" "id:1000021,phase:2,deny,status:403,log"
 		t.Fatalf("plan %v: want one with the phase-1 removals deferred", w.plan != nil)
 	}
 	for id := range w.plan.after {
-		if id != gate1ID && id != gate2ID {
+		if id != gate1ID && id != gate2ID && id != gateRestID {
 			t.Errorf("rule %d planned as a gate", id)
 		}
 	}
 	if w.excludesAnchor(&Exclusions{ranges: [][2]int{{stockGate2ID, stockGate2ID}}}) {
 		t.Errorf("a route that excludes rule %d (not a gate here) takes the unresolved rule set", stockGate2ID)
 	}
-	if !w.excludesAnchor(&Exclusions{ranges: [][2]int{{gate2ID, gate2ID}}}) {
-		t.Error("a route that excludes the phase-2 gate keeps the resolved rule set")
+	for _, id := range []int{gate2ID, gateRestID} {
+		if !w.excludesAnchor(&Exclusions{ranges: [][2]int{{id, id}}}) {
+			t.Errorf("a route that excludes the phase-2 gate's rule %d keeps the resolved rule set", id)
+		}
 	}
 	stock, err := New(Config{StockCRS: true})
 	if err != nil {

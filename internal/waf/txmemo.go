@@ -39,9 +39,10 @@ type txMemo struct {
 	// targets: the target removals waiting for the phase-2 gate
 	// (gatetargets.go).
 	targets []*targetRemoval
-	// gate: the phase-1 gate's pass, kept for the phase-2 gate
-	// (gateState.resume).
-	gate *gateState
+	// gate: the pass of gate rule gateFrom, kept for the next gate
+	// (gateState.resume, gateState.carry).
+	gate     *gateState
+	gateFrom int
 }
 
 type memoKey struct {

@@ -358,7 +358,12 @@ func New(cfg Config) (*WAF, error) {
 		if cfg.StockCRS {
 			phase2 = stockGate2ID
 		}
-		p, err := planGate(w, []int{gate1ID, phase2}, dpl, orDefaultDur(cfg.Budget, DefaultBudget), consts)
+		ids := []int{gate1ID, phase2}
+		if !cfg.StockCRS {
+			// The phase-2 gate's second pass (gatesplit.go).
+			ids = append(ids, gateRestID)
+		}
+		p, err := planGate(w, ids, dpl, orDefaultDur(cfg.Budget, DefaultBudget), consts)
 		if err != nil {
 			// Coraza's rules are not laid out as the gate reads them:
 			// every rule is evaluated, as without the gate.
@@ -378,6 +383,7 @@ func New(cfg Config) (*WAF, error) {
 				}
 				if p.deferredTargets {
 					out.res.anchors[phase2] = nil
+					out.res.anchors[p.targetGate] = nil
 				}
 			} else {
 				p.dropCaptured()
