@@ -52,6 +52,8 @@ type options struct {
 	// agentDefaultBuild builds cmd/moat-agent with go build's defaults
 	// (cgo, gRPC's tracing) instead of as it is shipped.
 	agentDefaultBuild bool
+	// backendPID is the backends' process, which every path shares.
+	backendPID int
 }
 
 func main() {
@@ -127,6 +129,7 @@ func run(o options) error {
 		return err
 	}
 	direct := path{name: "direct", http: m[1], echo: m[2], sink: m[3]}
+	o.backendPID = be.cmd.Process.Pid
 
 	moat, err := setupMoat(o, dir, ps, direct)
 	if err != nil {
@@ -398,8 +401,10 @@ type result struct {
 	// The max req/s phase, medians of its slices: the proxy processes'
 	// CPU per request, the whole host's (every process and the kernel,
 	// both cores; on a shared host, others' work too) and the share of
-	// the cores left idle.
+	// the cores left idle; and how long the proxy processes and the
+	// backends, runnable, waited for a core, per request.
 	proxyUSPerReq, hostUSPerReq, hostIdle float64
+	proxyWaitUS, backendWaitUS            float64
 	slices                                []string // the throughput phases' figure of every slice
 }
 
@@ -513,16 +518,24 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string]*r
 	wrkSlice := min(2*time.Second, max(o.dur.Truncate(time.Second), time.Second))
 	wrkN := max(int(o.dur/wrkSlice), 1)
 	// Each slice also reads what CPU a request took, the proxies' and the
-	// host's, and how much of the cores stayed idle.
+	// host's, how much of the cores stayed idle, and how long the proxies
+	// and the backends waited for a core while runnable: a path whose
+	// processes wait for a core while the cores stand idle is held by when
+	// its work comes (bursts, wake-ups), not by how much there is.
 	proxyUS, hostUS, hostIdle := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	proxyWait, backendWait := map[string][]float64{}, map[string][]float64{}
 	if err := throughput(fmt.Sprintf("wrk, 16 connections, 1 KB POST, %v slices", wrkSlice), wrkN, time.Duration(wrkN*len(paths))*wrkSlice, func(p path) (float64, error) {
 		proxy0 := cpu(p)
+		pw0, bw0 := waited(p.pids...), waited(o.backendPID)
 		busy0, idle0 := hostTicks()
 		rps, n, err := wrkMax(dir, p.http, wrkSlice)
 		busy1, idle1 := hostTicks()
 		proxy := cpu(p) - proxy0
+		pw, bw := waited(p.pids...)-pw0, waited(o.backendPID)-bw0
 		if busy, idle := busy1-busy0, idle1-idle0; err == nil && n > 0 && busy+idle > 0 {
 			proxyUS[p.name] = append(proxyUS[p.name], us(proxy)/float64(n))
+			proxyWait[p.name] = append(proxyWait[p.name], us(pw)/float64(n))
+			backendWait[p.name] = append(backendWait[p.name], us(bw)/float64(n))
 			hostUS[p.name] = append(hostUS[p.name], float64(busy)*1e4/float64(n)) // USER_HZ ticks of 10 ms
 			hostIdle[p.name] = append(hostIdle[p.name], 100*float64(idle)/float64(busy+idle))
 		}
@@ -533,6 +546,7 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string]*r
 	for _, p := range paths {
 		r := res[p.name]
 		r.proxyUSPerReq, r.hostUSPerReq, r.hostIdle = median(proxyUS[p.name]), median(hostUS[p.name]), median(hostIdle[p.name])
+		r.proxyWaitUS, r.backendWaitUS = median(proxyWait[p.name]), median(backendWait[p.name])
 	}
 	// Bulk: -bulk-mb per path and repetition, in slices of -bulk-slice-mb,
 	// each through a connection of its own.

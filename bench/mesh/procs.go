@@ -132,6 +132,28 @@ func usageOf(pid int) usage {
 	return u
 }
 
+// waited is how long the processes' threads, runnable, waited for a core
+// since they started: the second figure of each /proc/PID/task/TID/schedstat
+// (nanoseconds), summed. Threads that ended are not counted, which the
+// proxies' and the backends' (started before any load) are not.
+func waited(pids ...int) time.Duration {
+	var t time.Duration
+	for _, pid := range pids {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+		for _, s := range stats {
+			b, err := os.ReadFile(s)
+			if err != nil {
+				continue
+			}
+			if f := strings.Fields(string(b)); len(f) >= 2 {
+				ns, _ := strconv.ParseInt(f[1], 10, 64)
+				t += time.Duration(ns)
+			}
+		}
+	}
+	return t
+}
+
 // hostTicks reads the whole host's CPU time from /proc/stat, in USER_HZ
 // ticks summed over its cores: busy (every state but idle and iowait) and
 // idle.

@@ -80,6 +80,10 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 	row("host CPU µs per request, max req/s phase (all processes, both cores)", "%.1f", d, m, h, "")
 	d, m, h = f(func(r *result) float64 { return r.hostIdle })
 	row("host idle %, max req/s phase", "%.1f", d, m, h, "")
+	d, m, h = f(func(r *result) float64 { return r.proxyWaitUS })
+	row("proxy wait for a core µs per request, max req/s phase (both processes, runnable)", "%.1f", d, m, h, "")
+	d, m, h = f(func(r *result) float64 { return r.backendWaitUS })
+	row("backend wait for a core µs per request, max req/s phase", "%.1f", d, m, h, "")
 	d, m, h = f(func(r *result) float64 { return r.bulkMBs })
 	row("bulk MB/s", "%.1f", d, m, h, "≥ 1.5×")
 	conn := func(r *result) float64 { return us(r.connP50) }
