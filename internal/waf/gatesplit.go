@@ -104,20 +104,9 @@ func targetsWaitFor(tx plugintypes.TransactionState, ids []int) bool {
 // (evalstop.go) takes the gate that would have filed them out of the
 // transaction with the rules of cut, and leaves the others to run.
 func fileTargets(tx plugintypes.TransactionState, cut [][2]int) {
-	m := memoOf(tx)
-	if m == nil || len(m.targets) == 0 {
-		return
-	}
-	rt, ok := tx.(targetRemover)
-	for _, a := range m.targets {
-		for _, id := range a.later {
-			if ok && !slices.ContainsFunc(cut, func(c [2]int) bool { return id >= c[0] && id <= c[1] }) {
-				rt.RemoveRuleTargetByID(id, a.col, a.key, a.keyRx)
-			}
-		}
-	}
-	clear(m.targets)
-	m.targets = m.targets[:0]
+	fileTargetsFor(tx, func(id int) bool {
+		return !slices.ContainsFunc(cut, func(c [2]int) bool { return id >= c[0] && id <= c[1] })
+	})
 }
 
 // decide asks each of rules whether it may match, and records those

@@ -100,6 +100,12 @@ func planTargets(all []*rrule, isGate map[int]bool) ([]targetSplit, int) {
 // applyTargets files the removals waiting in tx's memo, for the rules s
 // did not remove (s nil: for every rule), and empties the list.
 func applyTargets(tx plugintypes.TransactionState, s *gateState) {
+	fileTargetsFor(tx, func(id int) bool { return s == nil || !s.removedHere(id) })
+}
+
+// fileTargetsFor files the removals waiting in tx's memo for the rules
+// still to run (by runs), and empties the list.
+func fileTargetsFor(tx plugintypes.TransactionState, runs func(id int) bool) {
 	m := memoOf(tx)
 	if m == nil || len(m.targets) == 0 {
 		return
@@ -107,7 +113,7 @@ func applyTargets(tx plugintypes.TransactionState, s *gateState) {
 	rt, ok := tx.(targetRemover)
 	for _, a := range m.targets {
 		for _, id := range a.later {
-			if ok && (s == nil || !s.removedHere(id)) {
+			if ok && runs(id) {
 				rt.RemoveRuleTargetByID(id, a.col, a.key, a.keyRx)
 			}
 		}
