@@ -75,6 +75,44 @@ var publicByDefault = map[string]string{
 	"azurerm_eventgrid_domain": "public_network_access_enabled", "azurerm_iothub": "public_network_access_enabled",
 	"azurerm_purview_account": "public_network_enabled", "azurerm_app_configuration": "public_network_access",
 	"azurerm_automation_account": "public_network_access_enabled", "azurerm_relay_namespace": "public_network_access_enabled",
+	// An App Runner service's URL answers HTTPS from the internet unless
+	// its ingress is private.
+	"aws_apprunner_service": "network_configuration.ingress_configuration.is_publicly_accessible",
+}
+
+// pathSet tells whether the attribute at path (blocks and the attribute,
+// joined by dots) is set in vals, and whether a block on the way is not
+// known statically (a dynamic block over a value without one), which may
+// set it either way.
+func pathSet(vals map[string]any, path string) (set, unknownBlock bool) {
+	keys := strings.Split(path, ".")
+	for _, k := range keys[:len(keys)-1] {
+		if blocksUnknown(vals, k) {
+			return false, true
+		}
+		if vals = block(vals, k); vals == nil {
+			return false, false
+		}
+	}
+	return has(vals, keys[len(keys)-1]), false
+}
+
+// aseSignal tells why an App Service Environment publishes its apps on a
+// public address ("" when it does not): its internal_load_balancing_mode,
+// None unless set, puts the web front end behind an internal balancer
+// only when it names Web ("Web" or "Web, Publishing"; "Publishing" alone
+// keeps the apps public).
+func aseSignal(vals map[string]any) string {
+	const k = "internal_load_balancing_mode"
+	switch mode := str(vals, k); {
+	case unknown(vals, k):
+		return "it sets " + k + " (not known statically): its apps may answer on a public address"
+	case !has(vals, k):
+		return "it leaves " + k + " unset: None by default, so its apps answer on a public address"
+	case !strings.Contains(strings.ToLower(mode), "web"):
+		return "it sets " + k + " = " + mode + ": its apps answer on a public address"
+	}
+	return ""
 }
 
 // networkSignal tells why the values of a resource put something in a
@@ -217,12 +255,14 @@ func joinKeys(found map[string]bool) string {
 
 // publicSwitch tells whether attribute k turns a public address or public
 // access on: associate_public_ip_address, assign_public_ip,
-// publicly_accessible, and those named public… enabled or enable… public
-// (public_network_access_enabled, node_public_ip_enabled,
-// enable_node_public_ip, public_data_endpoint_enabled …).
+// publicly_accessible, is_publicly_accessible (an App Runner service's
+// ingress), is_public (a Spring Apps app's endpoint), and those named
+// public… enabled or enable… public (public_network_access_enabled,
+// node_public_ip_enabled, enable_node_public_ip,
+// public_data_endpoint_enabled …).
 func publicSwitch(k string) bool {
 	switch k {
-	case "associate_public_ip_address", "assign_public_ip", "publicly_accessible":
+	case "associate_public_ip_address", "assign_public_ip", "publicly_accessible", "is_publicly_accessible", "is_public":
 		return true
 	}
 	return strings.Contains(k, "public") && (strings.HasSuffix(k, "_enabled") || strings.HasPrefix(k, "enable_"))
@@ -260,6 +300,8 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if n := block(r.Values, "network"); n == nil || !boolean(n, "private_link_enabled", false) || unknown(n, "private_link_enabled") {
 				why = "its gateway (HTTPS, with the gateway's password) and SSH endpoints face the internet unless network.private_link_enabled is true"
 			}
+		case r.Type == "azurerm_app_service_environment_v3" || r.Type == "azurerm_app_service_environment":
+			why = aseSignal(r.Values)
 		case r.Type == "aws_ram_resource_association":
 			if sub := m.sharedSubnet(r); sub != "" {
 				why = "it shares " + sub + " with other accounts: what they launch in it, behind security groups of their own, is not in the scanned code"
@@ -275,8 +317,13 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if why != "" {
 				why = "it sets " + why
 			}
-			if attr := publicByDefault[r.Type]; attr != "" && !has(r.Values, attr) {
-				why = strings.TrimPrefix(why+"; it leaves "+attr+" unset: on by default", "; ")
+			if attr := publicByDefault[r.Type]; attr != "" {
+				switch set, unknownBlock := pathSet(r.Values, attr); {
+				case unknownBlock:
+					why = strings.TrimPrefix(why+"; it sets "+attr+" in a block not known statically: on by default", "; ")
+				case !set:
+					why = strings.TrimPrefix(why+"; it leaves "+attr+" unset: on by default", "; ")
+				}
 			}
 		case r.Type == "azapi_resource" || r.Type == "azapi_update_resource":
 			why = azapiSignal(r.Values, r.Type == "azapi_update_resource")

@@ -413,3 +413,74 @@ resource "aws_opensearchserverless_security_policy" "encryption" {
 		}
 	}
 }
+
+// TestPublicWebServicesNoted: an App Runner service answers HTTPS from the
+// internet unless its ingress_configuration says is_publicly_accessible =
+// false (and does so by default), a Spring Apps app with is_public = true
+// takes requests on a public endpoint, and an App Service Environment
+// whose internal_load_balancing_mode is "None" (its default) publishes
+// its apps on a public address; each was passed over in silence. Each is
+// noted as not evaluated, saying why; a private App Runner service and an
+// internal environment are not.
+func TestPublicWebServicesNoted(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_apprunner_service" "by_default" {
+  service_name = "by-default"
+  source_configuration {
+    image_repository {
+      image_identifier      = "public.ecr.aws/app/web:latest"
+      image_repository_type = "ECR_PUBLIC"
+    }
+  }
+}
+resource "aws_apprunner_service" "public" {
+  service_name = "public"
+  network_configuration {
+    ingress_configuration {
+      is_publicly_accessible = true
+    }
+  }
+}
+resource "aws_apprunner_service" "private" {
+  service_name = "private"
+  network_configuration {
+    ingress_configuration {
+      is_publicly_accessible = false
+    }
+  }
+}
+resource "azurerm_spring_cloud_app" "api" {
+  name                = "api"
+  resource_group_name = "rg"
+  service_name        = "spring"
+  is_public           = true
+}
+resource "azurerm_app_service_environment_v3" "external" {
+  name                = "external"
+  resource_group_name = "rg"
+  subnet_id           = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/ase"
+}
+resource "azurerm_app_service_environment_v3" "internal" {
+  name                         = "internal"
+  resource_group_name          = "rg"
+  subnet_id                    = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/ase"
+  internal_load_balancing_mode = "Web, Publishing"
+}
+`)
+	got := notModelled(rep)
+	for addr, want := range map[string]string{
+		"aws_apprunner_service.by_default":            "is_publicly_accessible unset: on by default",
+		"aws_apprunner_service.public":                "is_publicly_accessible = true",
+		"azurerm_spring_cloud_app.api":                "is_public = true",
+		"azurerm_app_service_environment_v3.external": "internal_load_balancing_mode unset",
+	} {
+		if why := got[addr]; !strings.Contains(why, want) {
+			t.Errorf("note on %s: %q, want one saying %q", addr, why, want)
+		}
+	}
+	for _, addr := range []string{"aws_apprunner_service.private", "azurerm_app_service_environment_v3.internal"} {
+		if why, ok := got[addr]; ok {
+			t.Errorf("a note on %s: %s", addr, why)
+		}
+	}
+}
