@@ -256,13 +256,14 @@ func joinKeys(found map[string]bool) string {
 // publicSwitch tells whether attribute k turns a public address or public
 // access on: associate_public_ip_address, assign_public_ip,
 // publicly_accessible, is_publicly_accessible (an App Runner service's
-// ingress), is_public (a Spring Apps app's endpoint), and those named
-// public… enabled or enable… public (public_network_access_enabled,
-// node_public_ip_enabled, enable_node_public_ip,
-// public_data_endpoint_enabled …).
+// ingress), is_public (a Spring Apps app's endpoint),
+// enable_internet_access (a public address on each WorkSpace a directory
+// launches), and those named public… enabled or enable… public
+// (public_network_access_enabled, node_public_ip_enabled,
+// enable_node_public_ip, public_data_endpoint_enabled …).
 func publicSwitch(k string) bool {
 	switch k {
-	case "associate_public_ip_address", "assign_public_ip", "publicly_accessible", "is_publicly_accessible", "is_public":
+	case "associate_public_ip_address", "assign_public_ip", "publicly_accessible", "is_publicly_accessible", "is_public", "enable_internet_access":
 		return true
 	}
 	return strings.Contains(k, "public") && (strings.HasSuffix(k, "_enabled") || strings.HasPrefix(k, "enable_"))

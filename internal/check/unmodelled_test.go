@@ -484,3 +484,32 @@ resource "azurerm_app_service_environment_v3" "internal" {
 		}
 	}
 }
+
+// TestWorkSpacesInternetAccessNoted: a WorkSpaces directory with
+// workspace_creation_properties.enable_internet_access = true gives each
+// WorkSpace it launches a public address in its subnet; with no group of
+// its own named the directory was passed over in silence. It is noted as
+// not evaluated, naming the switch; one that leaves it off is not.
+func TestWorkSpacesInternetAccessNoted(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_workspaces_directory" "open" {
+  directory_id = "d-1234567890"
+  workspace_creation_properties {
+    enable_internet_access = true
+  }
+}
+resource "aws_workspaces_directory" "closed" {
+  directory_id = "d-0987654321"
+  workspace_creation_properties {
+    enable_internet_access = false
+  }
+}
+`)
+	got := notModelled(rep)
+	if why := got["aws_workspaces_directory.open"]; !strings.Contains(why, "enable_internet_access = true") {
+		t.Errorf("note on the directory: %q, want one naming enable_internet_access = true", why)
+	}
+	if why, ok := got["aws_workspaces_directory.closed"]; ok {
+		t.Errorf("a note on the directory without internet access: %s", why)
+	}
+}
