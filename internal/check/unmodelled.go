@@ -97,6 +97,27 @@ func pathSet(vals map[string]any, path string) (set, unknownBlock bool) {
 	return has(vals, keys[len(keys)-1]), false
 }
 
+// databricksNodes tells why a Databricks workspace's cluster nodes take
+// public addresses ("" when they do not): custom_parameters.no_public_ip
+// false, or not known statically, or unset where the azurerm provider
+// runs before 4.0, whose default it was (true since). Each node is then
+// reached from the internet on what the NSG of its host subnet admits.
+func (m *Model) databricksNodes(vals map[string]any) string {
+	const k = "custom_parameters.no_public_ip"
+	cp := block(vals, "custom_parameters")
+	switch {
+	case blocksUnknown(vals, "custom_parameters") || unknown(cp, "no_public_ip"):
+		return "it sets " + k + " (not known statically): its cluster nodes may take public addresses"
+	case has(cp, "no_public_ip") && !boolean(cp, "no_public_ip", true):
+		return "it sets " + k + " = false: its cluster nodes take public addresses"
+	case !has(cp, "no_public_ip"):
+		if pin, before := m.providerBefore("azurerm", "4.0.0"); before {
+			return "it leaves " + k + " unset: false before azurerm 4.0 (" + pin + "), so its cluster nodes take public addresses"
+		}
+	}
+	return ""
+}
+
 // aseSignal tells why an App Service Environment publishes its apps on a
 // public address ("" when it does not): its internal_load_balancing_mode,
 // None unless set, puts the web front end behind an internal balancer
@@ -300,6 +321,17 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			// whatever network its nodes are in.
 			if n := block(r.Values, "network"); n == nil || !boolean(n, "private_link_enabled", false) || unknown(n, "private_link_enabled") {
 				why = "its gateway (HTTPS, with the gateway's password) and SSH endpoints face the internet unless network.private_link_enabled is true"
+			}
+		case r.Type == "azurerm_databricks_workspace":
+			why = networkSignal(r.Values)
+			if why != "" {
+				why = "it sets " + why
+			}
+			if attr := publicByDefault[r.Type]; !has(r.Values, attr) {
+				why = strings.TrimPrefix(why+"; it leaves "+attr+" unset: on by default", "; ")
+			}
+			if nodes := m.databricksNodes(r.Values); nodes != "" {
+				why = strings.TrimPrefix(why+"; "+nodes, "; ")
 			}
 		case r.Type == "azurerm_app_service_environment_v3" || r.Type == "azurerm_app_service_environment":
 			why = aseSignal(r.Values)

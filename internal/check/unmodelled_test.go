@@ -513,3 +513,61 @@ resource "aws_workspaces_directory" "closed" {
 		t.Errorf("a note on the directory without internet access: %s", why)
 	}
 }
+
+// TestDatabricksPublicNodesNoted: a Databricks workspace whose
+// custom_parameters.no_public_ip is false (its default before azurerm
+// 4.0) gives each cluster node a public address, behind the NSG of its
+// host subnet; one that turns public network access off was passed over
+// in silence. It is noted as not evaluated, naming no_public_ip; one
+// with no_public_ip true is not.
+func TestDatabricksPublicNodesNoted(t *testing.T) {
+	rep := checkSource(t, `
+terraform {
+  required_providers {
+    azurerm = {
+      source  = "hashicorp/azurerm"
+      version = "~> 3.100"
+    }
+  }
+}
+resource "azurerm_databricks_workspace" "set" {
+  name                          = "set"
+  resource_group_name           = "rg"
+  location                      = "westeurope"
+  sku                           = "premium"
+  public_network_access_enabled = false
+  custom_parameters {
+    no_public_ip = false
+  }
+}
+resource "azurerm_databricks_workspace" "by_default" {
+  name                          = "by-default"
+  resource_group_name           = "rg"
+  location                      = "westeurope"
+  sku                           = "premium"
+  public_network_access_enabled = false
+}
+resource "azurerm_databricks_workspace" "secure" {
+  name                          = "secure"
+  resource_group_name           = "rg"
+  location                      = "westeurope"
+  sku                           = "premium"
+  public_network_access_enabled = false
+  custom_parameters {
+    no_public_ip = true
+  }
+}
+`)
+	got := notModelled(rep)
+	for addr, want := range map[string]string{
+		"azurerm_databricks_workspace.set":        "custom_parameters.no_public_ip = false",
+		"azurerm_databricks_workspace.by_default": "custom_parameters.no_public_ip unset",
+	} {
+		if why := got[addr]; !strings.Contains(why, want) {
+			t.Errorf("note on %s: %q, want one saying %q", addr, why, want)
+		}
+	}
+	if why, ok := got["azurerm_databricks_workspace.secure"]; ok {
+		t.Errorf("a note on the workspace without public node addresses: %s", why)
+	}
+}
