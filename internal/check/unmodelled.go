@@ -139,8 +139,8 @@ func aseSignal(vals map[string]any) string {
 // networkSignal tells why the values of a resource put something in a
 // network that may be reached ("" when nothing does): security groups it
 // attaches (sgRefKey), a public address it takes or turns on, public
-// network access it turns on (or leaves not known statically), an
-// ip_configuration in a subnet. Each is named by its attribute, at any
+// network access it turns on (or leaves not known statically; a
+// public_network_access of Enabled), an ip_configuration in a subnet. Each is named by its attribute, at any
 // depth.
 func networkSignal(vals map[string]any) string {
 	found := map[string]bool{}
@@ -153,6 +153,11 @@ func networkSignal(vals map[string]any) string {
 			found[k] = true
 		case k == "public_ip_address_id" && (str(v, k) != "" || unknown(v, k)):
 			found[k] = true
+		case k == "public_network_access" && unknown(v, k):
+			// A string, Enabled or Disabled, not a switch.
+			found[k+" (not known statically)"] = true
+		case k == "public_network_access" && strings.EqualFold(str(v, k), "Enabled"):
+			found[k+" = "+str(v, k)] = true
 		case publicSwitch(k) && unknown(v, k):
 			found[k+" (not known statically)"] = true
 		case publicSwitch(k) && boolean(v, k, false):

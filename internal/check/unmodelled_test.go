@@ -571,3 +571,44 @@ resource "azurerm_databricks_workspace" "secure" {
 		t.Errorf("a note on the workspace without public node addresses: %s", why)
 	}
 }
+
+// TestPublicNetworkAccessEnabledNoted: a service outside the model whose
+// public_network_access (a string, not a switch) says "Enabled" was passed
+// over in silence, where one leaving it unset, on by default, was noted;
+// it is noted too, and one not known statically with it. One that says
+// "Disabled" is not.
+func TestPublicNetworkAccessEnabledNoted(t *testing.T) {
+	rep := checkSource(t, `
+variable "access" { type = string }
+resource "azurerm_app_configuration" "enabled" {
+  name                  = "enabled"
+  resource_group_name   = "rg"
+  location              = "westeurope"
+  public_network_access = "Enabled"
+}
+resource "azurerm_app_configuration" "unknown" {
+  name                  = "unknown"
+  resource_group_name   = "rg"
+  location              = "westeurope"
+  public_network_access = var.access
+}
+resource "azurerm_app_configuration" "disabled" {
+  name                  = "disabled"
+  resource_group_name   = "rg"
+  location              = "westeurope"
+  public_network_access = "Disabled"
+}
+`)
+	got := notModelled(rep)
+	for addr, want := range map[string]string{
+		"azurerm_app_configuration.enabled": "public_network_access = Enabled",
+		"azurerm_app_configuration.unknown": "public_network_access (not known statically)",
+	} {
+		if why := got[addr]; !strings.Contains(why, want) {
+			t.Errorf("note on %s: %q, want one saying %q", addr, why, want)
+		}
+	}
+	if why, ok := got["azurerm_app_configuration.disabled"]; ok {
+		t.Errorf("a note on the store without public access: %s", why)
+	}
+}
