@@ -300,7 +300,7 @@ func (m *Model) separateRules(byType map[string][]*tf.Resource) map[string]*tf.R
 // networkOpen reads a storage account's, key vault's or container
 // registry's network rules:
 // why says how they admit every network, nothing when their default
-// action is Deny. An account whose own block and a resource of their own
+// action is Deny. A service whose own block and a resource of their own
 // (separate) both write its rules has whichever Terraform applies last,
 // and is read as open when either admits every network.
 func (m *Model) networkOpen(r *tf.Resource, blk string, separate map[string]*tf.Resource) []string {
@@ -315,7 +315,7 @@ func (m *Model) networkOpen(r *tf.Resource, blk string, separate map[string]*tf.
 	}
 	if s != nil {
 		if open := m.rulesOpen(r, blk, s.Values, s.Address, why); open != nil {
-			return append(open[:len(open):len(open)], "both "+blk+" and "+s.Address+" write the account's rules, and whichever Terraform applies last is in force")
+			return append(open[:len(open):len(open)], "both "+blk+" and "+s.Address+" write its network rules, and whichever Terraform applies last is in force")
 		}
 	}
 	return m.rulesOpen(r, blk, rules, where, why)
