@@ -98,6 +98,7 @@ func (m *Model) azureContainerGroups(byType map[string][]*tf.Resource) {
 		switch {
 		case strings.EqualFold(typ, "Private"):
 			e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
+			m.aciProfileSubnets(e, r)
 		case unknown(r.Values, "ip_address_type"):
 			e.Managed, e.Public, e.PublicAssumed = true, true, true
 			e.Why = "ip_address_type is not known statically: read as Public"
@@ -111,6 +112,26 @@ func (m *Model) azureContainerGroups(byType map[string][]*tf.Resource) {
 			e.Allowed = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 		}
 		m.Endpoints = append(m.Endpoints, e)
+	}
+}
+
+// aciProfileSubnets places a private container group that names its
+// subnet through network_profile_id (azurerm before 3.16) in the subnets
+// of its profile's container network interfaces; a profile outside the
+// scanned code, or not known statically, places it nowhere, said so.
+func (m *Model) aciProfileSubnets(e *Endpoint, r *tf.Resource) {
+	if !has(r.Values, "network_profile_id") {
+		return
+	}
+	p := m.lookup(m.ref(r.Values, "network_profile_id"))
+	if p == nil {
+		m.note(r, "its network profile is not in the scanned code: the group is placed in no subnet, and what reaches it there is not evaluated")
+		return
+	}
+	for _, cni := range blocks(p.Values, "container_network_interface") {
+		for _, ipc := range blocks(cni, "ip_configuration") {
+			e.Subnets = append(e.Subnets, m.subnetsIn(e, ipc, "subnet_id")...)
+		}
 	}
 }
 

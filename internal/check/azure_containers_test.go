@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -55,5 +56,32 @@ func TestAzureContainerGroups(t *testing.T) {
 		if got := activeOn(rep, rule, "azurerm_container_group.inside"); len(got) > 0 {
 			t.Errorf("private group: %+v, want no %s", got, rule)
 		}
+	}
+}
+
+// TestContainerGroupNetworkProfile: a private container group of azurerm
+// before 3.16 names its subnet through network_profile_id, an
+// azurerm_network_profile whose container_network_interface holds it; it
+// was placed in no subnet, so nothing in its virtual network was said to
+// reach it, and the profile was noted as not evaluated. The group is in
+// the profile's subnet: the subnet beside it reaches its Redis port, and
+// the profile is read.
+func TestContainerGroupNetworkProfile(t *testing.T) {
+	const dir = "testdata/azure/aci-network-profile"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "azurerm_container_group.cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reached := false
+	for _, a := range acc {
+		if a.Source == "azurerm_subnet.vm" && a.Port == 6379 {
+			reached = true
+		}
+	}
+	if !reached {
+		t.Errorf("the subnet beside the container group does not reach its port 6379: %+v", acc)
+	}
+	if why, ok := notModelled(run(t, dir))["azurerm_network_profile.aci"]; ok {
+		t.Errorf("the network profile is noted as not read: %s", why)
 	}
 }

@@ -42,7 +42,7 @@ var modelledTypes = map[string]bool{
 	"azurerm_windows_virtual_machine_scale_set": true, "azurerm_orchestrated_virtual_machine_scale_set": true,
 	"azurerm_virtual_machine_scale_set": true, "azurerm_lb": true, "azurerm_application_gateway": true,
 	"azurerm_firewall": true, "azurerm_kubernetes_cluster": true, "azurerm_container_group": true,
-	"azurerm_virtual_network_gateway": true,
+	"azurerm_virtual_network_gateway": true, "azurerm_network_profile": true,
 	// Azure: services read for the networks their firewalls admit.
 	"azurerm_storage_account": true, "azurerm_key_vault": true, "azurerm_container_registry": true,
 	"azurerm_cosmosdb_account": true, "azurerm_cosmosdb_postgresql_cluster": true, "azurerm_redis_cache": true,
