@@ -358,7 +358,7 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if attr := publicByDefault[r.Type]; attr != "" {
 				switch set, unknownBlock := pathSet(r.Values, attr); {
 				case unknownBlock:
-					why = strings.TrimPrefix(why+"; it sets "+attr+" in a block not known statically: on by default", "; ")
+					why = strings.TrimPrefix(why+"; it sets "+attr+" in a block not known statically: read as on, its default", "; ")
 				case !set:
 					why = strings.TrimPrefix(why+"; it leaves "+attr+" unset: on by default", "; ")
 				}

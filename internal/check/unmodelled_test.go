@@ -441,6 +441,18 @@ resource "aws_apprunner_service" "public" {
     }
   }
 }
+variable "ingress" { type = list(bool) }
+resource "aws_apprunner_service" "dynamic" {
+  service_name = "dynamic"
+  network_configuration {
+    dynamic "ingress_configuration" {
+      for_each = var.ingress
+      content {
+        is_publicly_accessible = ingress_configuration.value
+      }
+    }
+  }
+}
 resource "aws_apprunner_service" "private" {
   service_name = "private"
   network_configuration {
@@ -471,6 +483,7 @@ resource "azurerm_app_service_environment_v3" "internal" {
 	for addr, want := range map[string]string{
 		"aws_apprunner_service.by_default":            "is_publicly_accessible unset: on by default",
 		"aws_apprunner_service.public":                "is_publicly_accessible = true",
+		"aws_apprunner_service.dynamic":               "is_publicly_accessible (not known statically)",
 		"azurerm_spring_cloud_app.api":                "is_public = true",
 		"azurerm_app_service_environment_v3.external": "internal_load_balancing_mode unset",
 	} {
