@@ -26,7 +26,7 @@ const (
 func azurePaaSRules() []Rule {
 	return []Rule{
 		{RuleAzFirewallOpen, Critical, "Database or cache firewall admits the whole internet",
-			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service, or the ipv4_firewall_rule blocks of an Analysis Services server (whose endpoint is always public; one with no such block has its firewall off and is reported at high), admits the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (a server's rules are read together, ranges compared as address sets, so ranges split over several rules count together), and the server does not turn public network access off (nor, a PostgreSQL or MySQL flexible server, sit in a delegated subnet, which leaves it no public endpoint): its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; Azure Cache for Redis gives that rule no such meaning, and there it admits no client; a rule whose addresses are not known statically is read as admitting everyone, at high, as is a rule of a server outside the scanned code or whose public network access is not known statically (that it takes public connections is assumed).",
+			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service or a Cosmos DB for MongoDB (vCore) cluster (azurerm_mongo_cluster_firewall_rule), or the ipv4_firewall_rule blocks of an Analysis Services server (whose endpoint is always public; one with no such block has its firewall off and is reported at high), admits the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (a server's rules are read together, ranges compared as address sets, so ranges split over several rules count together), and the server does not turn public network access off (public_network_access_enabled false, a MongoDB cluster's public_network_access Disabled; nor, a PostgreSQL or MySQL flexible server, sit in a delegated subnet, which leaves it no public endpoint): its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; Azure Cache for Redis gives that rule no such meaning, and there it admits no client; a rule whose addresses are not known statically is read as admitting everyone, at high, as is a rule of a server outside the scanned code or whose public network access is not known statically (that it takes public connections is assumed).",
 			"Admit only the addresses that need the server, or set public_network_access_enabled = false and reach it through a private endpoint or virtual network rule."},
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
@@ -50,6 +50,7 @@ var firewallTypes = map[string][]string{
 	"azurerm_redis_firewall_rule":                      {"redis_cache_name"},
 	"azurerm_synapse_firewall_rule":                    {"synapse_workspace_id"},
 	"azurerm_cosmosdb_postgresql_firewall_rule":        {"cluster_id"},
+	"azurerm_mongo_cluster_firewall_rule":              {"mongo_cluster_id"},
 }
 
 // firewallServerTypes are the types a firewall rule's server may be.
@@ -64,6 +65,26 @@ var firewallServerTypes = map[string]string{
 	"azurerm_redis_firewall_rule":                      "azurerm_redis_cache",
 	"azurerm_synapse_firewall_rule":                    "azurerm_synapse_workspace",
 	"azurerm_cosmosdb_postgresql_firewall_rule":        "azurerm_cosmosdb_postgresql_cluster",
+	"azurerm_mongo_cluster_firewall_rule":              "azurerm_mongo_cluster",
+}
+
+// serverPublic reads a firewall rule's server's public network access
+// switch: public_network_access_enabled, or public_network_access
+// ("Enabled" or "Disabled", a Cosmos DB for MongoDB cluster's), on unless
+// set. It names the switch when its value is not known statically.
+func serverPublic(server *tf.Resource) (off bool, unknownSwitch string) {
+	for _, k := range []string{"public_network_access_enabled", "public_network_access"} {
+		switch {
+		case !has(server.Values, k):
+		case unknown(server.Values, k):
+			return false, k
+		case k == "public_network_access_enabled":
+			return !boolean(server.Values, k, true), ""
+		default:
+			return !strings.EqualFold(str(server.Values, k), "Enabled"), ""
+		}
+	}
+	return false, ""
 }
 
 // firewallRange reads a firewall rule's range; ok is false when either
@@ -103,7 +124,12 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 					server = s
 				}
 			}
-			if server != nil && has(server.Values, "public_network_access_enabled") && !unknown(server.Values, "public_network_access_enabled") && !boolean(server.Values, "public_network_access_enabled", true) {
+			var off bool
+			var unknownSwitch string
+			if server != nil {
+				off, unknownSwitch = serverPublic(server)
+			}
+			if off {
 				continue // the firewall applies to nothing
 			}
 			if server != nil && m.ref(server.Values, "delegated_subnet_id") != "" {
@@ -134,8 +160,8 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			what, sev := "its server (not in the scanned code: assumed to take public connections)", High
 			key := r.Address
 			switch {
-			case server != nil && unknown(server.Values, "public_network_access_enabled"):
-				what, sev, key = server.Address+" (public_network_access_enabled not known statically: assumed on)", High, server.Address
+			case server != nil && unknownSwitch != "":
+				what, sev, key = server.Address+" ("+unknownSwitch+" not known statically: assumed on)", High, server.Address
 			case server != nil:
 				what, sev, key = server.Address, Critical, server.Address
 			}
