@@ -40,6 +40,29 @@ func (m *Model) azurePrivateData(byType map[string][]*tf.Resource) {
 			m.Endpoints = append(m.Endpoints, e)
 		}
 	}
+	// A SQL managed instance is in its subnet, behind its NSG, on 1433;
+	// its public data endpoint (public_data_endpoint_enabled) answers on
+	// 3342 at a public address Azure gives it, behind that NSG too.
+	for _, r := range byType["azurerm_mssql_managed_instance"] {
+		e := &Endpoint{Addr: r.Address, Kind: "SQL managed instance", Res: r, Azure: true, DataTier: true, Ports: []int{1433},
+			Interior: "a SQL managed instance's 1433 takes no connection from the internet"}
+		e.Listens = listensOn(e.Ports)
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
+		m.Endpoints = append(m.Endpoints, e)
+		why := ""
+		switch {
+		case unknown(r.Values, "public_data_endpoint_enabled"):
+			why = "public_data_endpoint_enabled is not known statically: read as true, its public data endpoint answering on 3342"
+		case boolean(r.Values, "public_data_endpoint_enabled", false):
+			why = "public_data_endpoint_enabled = true: its public data endpoint answers on 3342 at a public address"
+		default:
+			continue
+		}
+		p := &Endpoint{Addr: r.Address, Kind: "SQL managed instance public data endpoint", Res: r, Azure: true, Ports: []int{3342},
+			Public: true, PublicAssumed: unknown(r.Values, "public_data_endpoint_enabled"), Why: why, Subnets: e.Subnets}
+		p.Listens = listensOn(p.Ports)
+		m.Endpoints = append(m.Endpoints, p)
+	}
 	for _, r := range byType["azurerm_private_endpoint"] {
 		for _, c := range blocks(r.Values, "private_service_connection") {
 			id := str(c, "private_connection_resource_id")

@@ -48,7 +48,7 @@ var modelledTypes = map[string]bool{
 	"azurerm_cosmosdb_account": true, "azurerm_cosmosdb_postgresql_cluster": true, "azurerm_redis_cache": true,
 	"azurerm_managed_redis": true, "azurerm_redis_enterprise_cluster": true, "azurerm_cognitive_account": true,
 	"azurerm_eventhub_namespace": true, "azurerm_servicebus_namespace": true, "azurerm_search_service": true,
-	"azurerm_mssql_server": true, "azurerm_sql_server": true, "azurerm_postgresql_server": true,
+	"azurerm_mssql_managed_instance": true, "azurerm_mssql_server": true, "azurerm_sql_server": true, "azurerm_postgresql_server": true,
 	"azurerm_postgresql_flexible_server": true, "azurerm_mysql_server": true, "azurerm_mysql_flexible_server": true,
 	"azurerm_mariadb_server": true, "azurerm_synapse_workspace": true, "azurerm_container_app": true,
 	"azurerm_app_service": true, "azurerm_app_service_slot": true, "azurerm_function_app": true,

@@ -46,14 +46,13 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 			"kubernetes_service.metrics"}},
 		{"testdata/azure/not-modelled", map[string]string{
 			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
-			"azurerm_mssql_managed_instance.ledger":     "public_data_endpoint_enabled = true",
 			"azurerm_kubernetes_cluster_node_pool.edge": "node_public_ip_enabled = true",
 			"azurerm_relay_namespace.orders":            "",
 			"azapi_resource.edge_ip":                    "type = Microsoft.Network/publicIPAddresses",
 			"azapi_resource.anything":                   "type (not known statically)",
 			"azapi_update_resource.open_ssh":            "type = Microsoft.Network/networkSecurityGroups/securityRules",
 		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion", "azurerm_nat_gateway_public_ip_association.egress",
-			"azurerm_eventhub_namespace.closed", "azapi_resource.ops_key", "azapi_resource.edge_rules", "azapi_resource.zone", "azapi_resource.zone_link"}},
+			"azurerm_eventhub_namespace.closed", "azapi_resource.ops_key", "azapi_resource.edge_rules", "azapi_resource.zone", "azapi_resource.zone_link", "azurerm_mssql_managed_instance.ledger"}},
 	} {
 		got := notModelled(run(t, tc.dir))
 		for addr, attrs := range tc.want {

@@ -1,0 +1,92 @@
+package check
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// sqlMISource is a SQL managed instance in a subnet whose NSG admits the
+// internet on 3342, its public data endpoint's port, and on 1433;
+// publicEndpoint is the instance's public_data_endpoint_enabled.
+func sqlMISource(publicEndpoint string) string {
+	return fmt.Sprintf(`
+resource "azurerm_virtual_network" "v" {
+  name                = "v"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  address_space       = ["10.0.0.0/16"]
+}
+resource "azurerm_subnet" "mi" {
+  name                 = "mi"
+  resource_group_name  = "rg"
+  virtual_network_name = azurerm_virtual_network.v.name
+  address_prefixes     = ["10.0.0.0/24"]
+}
+resource "azurerm_network_security_group" "mi" {
+  name                = "mi"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  security_rule {
+    name                       = "public-endpoint"
+    priority                   = 1300
+    direction                  = "Inbound"
+    access                     = "Allow"
+    protocol                   = "Tcp"
+    source_port_range          = "*"
+    destination_port_ranges    = ["1433", "3342"]
+    source_address_prefix      = "Internet"
+    destination_address_prefix = "*"
+  }
+}
+resource "azurerm_subnet_network_security_group_association" "mi" {
+  subnet_id                 = azurerm_subnet.mi.id
+  network_security_group_id = azurerm_network_security_group.mi.id
+}
+resource "azurerm_mssql_managed_instance" "mi" {
+  name                         = "mi"
+  resource_group_name          = "rg"
+  location                     = "westeurope"
+  license_type                 = "BasePrice"
+  sku_name                     = "GP_Gen5"
+  storage_size_in_gb           = 32
+  vcores                       = 4
+  subnet_id                    = azurerm_subnet.mi.id
+  administrator_login          = "sqladmin"
+  administrator_login_password = "x"
+  public_data_endpoint_enabled = %s
+}
+`, publicEndpoint)
+}
+
+// TestSQLManagedInstancePublicEndpoint checks that a SQL managed instance
+// whose public data endpoint is on (public_data_endpoint_enabled, or not
+// known statically) is reached from the internet on 3342 where its
+// subnet's NSG admits it, as a machine with a public address is
+// (AZ-NET-002), and never on 1433, which its public address does not
+// forward; with the endpoint off nothing reaches it from the internet.
+// It was only noted as not evaluated.
+func TestSQLManagedInstancePublicEndpoint(t *testing.T) {
+	for _, c := range []struct {
+		value, want string
+	}{{"true", "is reachable from the internet"}, {"var.public", "may be reachable from the internet"}} {
+		src := sqlMISource(c.value)
+		if strings.HasPrefix(c.value, "var.") {
+			src += "variable \"public\" {}\n"
+		}
+		rep := checkSource(t, src)
+		got := activeOn(rep, RuleAzExposedPort, "azurerm_mssql_managed_instance.mi")
+		if len(got) != 1 || !strings.Contains(got[0].Message, "3342") || strings.Contains(got[0].Message, "1433") || !strings.Contains(got[0].Message, c.want) {
+			t.Errorf("public_data_endpoint_enabled = %s: %s %+v, want one on 3342 alone saying %q", c.value, RuleAzExposedPort, got, c.want)
+		}
+		for _, f := range activeOn(rep, RuleNotEvaluated, "azurerm_mssql_managed_instance.mi") {
+			if strings.Contains(f.Message, "not in the network model") {
+				t.Errorf("public_data_endpoint_enabled = %s: noted as not evaluated: %s", c.value, f.Message)
+			}
+		}
+	}
+	rep := checkSource(t, sqlMISource("false"))
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_mssql_managed_instance.mi"); len(got) != 0 {
+		t.Errorf("public data endpoint off: %+v, want none", got)
+	}
+}
