@@ -644,14 +644,25 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "message broker", DataTier: true, Res: r, Ports: []int{5671, 8162, 8883, 61614, 61617, 61619}}
 		e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
 		m.attachSGs(e, r.Values, "security_groups")
-		rabbit := strings.EqualFold(str(r.Values, "engine_type"), "RabbitMQ")
-		if rabbit {
+		// An engine not known statically answers on either engine's
+		// ports, and public is read as RabbitMQ, whose public broker no
+		// security group guards.
+		engineUnknown := unknown(r.Values, "engine_type")
+		rabbit := strings.EqualFold(str(r.Values, "engine_type"), "RabbitMQ") || engineUnknown
+		publicFlag(e, r.Values, "publicly_accessible")
+		switch {
+		case engineUnknown && !e.Public:
+			e.Ports = append([]int{443}, e.Ports...)
+		case rabbit:
 			e.Ports = []int{443, 5671}
 		}
 		e.Listens = listensOn(e.Ports)
-		publicFlag(e, r.Values, "publicly_accessible")
 		if e.Public && rabbit {
 			e.Managed, e.Why = true, e.Why+" (a public RabbitMQ broker takes no security group)"
+			if engineUnknown {
+				e.PublicAssumed = true
+				e.Why += "; engine_type not known statically: read as RabbitMQ"
+			}
 			e.Allowed = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 		}
 		add(e)
