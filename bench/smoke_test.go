@@ -63,7 +63,8 @@ var harnesses = []harness{
 		want: []string{`\| added p99 µs, 1 KB at 1k req/s uniform \| 0 \| -?\d+ \| -?\d+ \| `, `\| added p99 µs, 1 KB at 1k req/s bursty \| 0 \| -?\d+ \| -?\d+ \| `,
 			`\| max req/s \| \d+ \| \d+ \| \d+ \|`, `\| host CPU µs per request, max req/s phase \(all processes, both cores\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| proxy CPU µs per request, max req/s phase \(both processes\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| host idle %, max req/s phase \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`,
 			`\| proxy wait for a core µs per request, max req/s phase \(both processes, runnable\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| backend wait for a core µs per request, max req/s phase \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`,
-			`\| bulk MB/s \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| added new conn p50 µs \| 0 \| -?\d+ \| -?\d+ \|`,
+			`\| bulk MB/s \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| proxy CPU ms per GiB, bulk \(both processes\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| host idle %, bulk \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`,
+			`\| added new conn p50 µs \| 0 \| -?\d+ \| -?\d+ \|`,
 			`\| RSS MiB idle, source side \| 0.0 \| [\d.]+ \| [\d.]+ \|`, `\| RSS MiB at 1k req/s, destination side \| 0.0 \| [\d.]+ \| [\d.]+ \|`,
 			`\| of which RssAnon \(heap, stacks\) \| 0.0 \| [\d.]+ \| [\d.]+ \|`, `\| of which RssFile \(executable, libraries\) \| 0.0 \| [\d.]+ \| [\d.]+ \|`}},
 }

@@ -405,7 +405,11 @@ type result struct {
 	// backends, runnable, waited for a core, per request.
 	proxyUSPerReq, hostUSPerReq, hostIdle float64
 	proxyWaitUS, backendWaitUS            float64
-	slices                                []string // the throughput phases' figure of every slice
+	// The bulk phase, medians of its slices: CPU per GiB carried of the
+	// proxy processes, of the backends' process (the sink) and of the
+	// whole host, and the share of the cores left idle.
+	bulkProxyMS, bulkBackendMS, bulkHostMS, bulkIdle float64
+	slices                                           []string // the throughput phases' figure of every slice
 }
 
 func repetition(o options, dir string, paths []path, rep int, idle map[string]*result) (map[string]*result, error) {
@@ -552,10 +556,32 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string]*r
 	// each through a connection of its own.
 	bulkN := max(o.bulkMB/o.bulkSliceMB, 1)
 	bulkSlice := o.bulkMB << 20 / bulkN
+	// Each slice also reads the CPU a GiB carried took: the proxies',
+	// the sink's and the host's, and the share of the cores left idle. A
+	// path's rate is what its CPU per byte allows the two cores, unless
+	// they stand idle: these say which of the two a ratio shows.
+	bulkProxy, bulkBackend, bulkHost, bulkIdle := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	gib := float64(bulkSlice) / (1 << 30)
 	if err := throughput(fmt.Sprintf("bulk %d MiB, %d MiB slices", o.bulkMB, bulkSlice>>20), int(bulkN), time.Duration(len(paths))*time.Duration(o.bulkMB)*5*time.Millisecond, func(p path) (float64, error) {
-		return bulk(p.sink, bulkSlice)
+		proxy0, backend0 := cpu(p), usageOf(o.backendPID).cpu
+		busy0, idle0 := hostTicks()
+		mbs, err := bulk(p.sink, bulkSlice)
+		busy1, idle1 := hostTicks()
+		proxy, backend := cpu(p)-proxy0, usageOf(o.backendPID).cpu-backend0
+		if busy, idle := busy1-busy0, idle1-idle0; err == nil && busy+idle > 0 {
+			bulkProxy[p.name] = append(bulkProxy[p.name], float64(proxy.Milliseconds())/gib)
+			bulkBackend[p.name] = append(bulkBackend[p.name], float64(backend.Milliseconds())/gib)
+			bulkHost[p.name] = append(bulkHost[p.name], float64(busy)*10/gib) // USER_HZ ticks of 10 ms
+			bulkIdle[p.name] = append(bulkIdle[p.name], 100*float64(idle)/float64(busy+idle))
+		}
+		return mbs, err
 	}, func(r *result, v float64) { r.bulkMBs = v }); err != nil {
 		return nil, err
+	}
+	for _, p := range paths {
+		r := res[p.name]
+		r.bulkProxyMS, r.bulkBackendMS = median(bulkProxy[p.name]), median(bulkBackend[p.name])
+		r.bulkHostMS, r.bulkIdle = median(bulkHost[p.name]), median(bulkIdle[p.name])
 	}
 	if err := interleave(fmt.Sprintf("a new connection per request at %d/s", o.connRate), false, func(p path, d time.Duration) (latencies, int, error) {
 		lat, fails := newConnLoad(p.echo, o.connRate, d)
