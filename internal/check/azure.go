@@ -1076,6 +1076,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 		// Service ports first: a machine reached on one is critical,
 		// one reached on other ports alone is graded as AWS-NET-011 is.
 		svc, other := splitServices(open)
+		svc, other = ownPorts(svc, other, users[n])
 		done, reached := false, false
 		var blocked *Result
 	probe:

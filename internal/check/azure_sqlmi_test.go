@@ -90,3 +90,29 @@ func TestSQLManagedInstancePublicEndpoint(t *testing.T) {
 		t.Errorf("public data endpoint off: %+v, want none", got)
 	}
 }
+
+// TestSQLManagedInstancePublicEndpointGrading checks how the exposure of a
+// managed instance's public data endpoint is told: 3342 is its data-store
+// port, so the NSG that admits the internet there is critical, as on a
+// database's own port, not graded down as an application's; the instance
+// is a database, not a virtual machine, so it is not AZ-NET-003; and the
+// fix names its public data endpoint, not a public IP it does not have.
+func TestSQLManagedInstancePublicEndpointGrading(t *testing.T) {
+	rep := checkSource(t, sqlMISource("true"))
+	if got := activeOn(rep, RuleAzInternetFacing, "azurerm_mssql_managed_instance.mi"); len(got) != 0 {
+		t.Errorf("%s on the instance, a database, not a machine: %+v", RuleAzInternetFacing, got)
+	}
+	nsg := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.mi")
+	if len(nsg) != 1 || nsg[0].Severity != Critical || strings.Contains(nsg[0].Message, "no admin, data-store") {
+		t.Errorf("want one critical %s on the NSG, 3342 being the instance's data-store port, got %+v", RuleNSGWorldOpen, nsg)
+	}
+	got := activeOn(rep, RuleAzExposedPort, "azurerm_mssql_managed_instance.mi")
+	if len(got) != 1 || !strings.Contains(got[0].Fix, "public_data_endpoint_enabled = false") || strings.Contains(got[0].Fix, "public IP") {
+		t.Errorf("want one %s whose fix turns the public data endpoint off, got %+v", RuleAzExposedPort, got)
+	}
+	for _, f := range rep.Findings {
+		if strings.HasPrefix(f.RuleID, "AWS-") {
+			t.Errorf("an AWS rule on an Azure resource: %s %s %s", f.RuleID, f.Address, f.Message)
+		}
+	}
+}

@@ -126,7 +126,8 @@ func (m *Model) awsRules(fs *findings) {
 			fs.addSev(rule, sev, e.Res, assumedRes.Path, "%s", msg)
 			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = assumedG.portPaths(), e.exposureFix(assumedG.paths)
 		}
-		if e.DataTier {
+		// An Azure data store's exposure is its port's (AZ-NET-002).
+		if e.DataTier && !e.Azure {
 			if path, ok := m.exposure(e); ok && !e.inSubnet(path) {
 				// Through a subnet it may be in (SubnetsMaybe): not proven.
 				sev, msg := gated(e, fs.rules[RuleDataTierPublic].Severity, fmt.Sprintf("%s may have a public path: %s; %s", e.Kind, e.Why, e.SubnetsUnknown))
@@ -134,11 +135,11 @@ func (m *Model) awsRules(fs *findings) {
 			} else if ok {
 				sev, msg := gated(e, fs.rules[RuleDataTierPublic].Severity, fmt.Sprintf("%s has a public path: %s", e.Kind, e.Why))
 				fs.addSev(RuleDataTierPublic, sev, e.Res, path, "%s", msg)
-			} else if e.SubnetsAny && !e.Azure {
+			} else if e.SubnetsAny {
 				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); %s, so wherever it is routed to an internet gateway only its security groups stand in the way", e.Kind, e.Why, e.SubnetsUnknown)
-			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && !e.Azure && e.Unplaced != "" {
+			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && e.Unplaced != "" {
 				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); %s: only its security groups stand in the way", e.Kind, e.Why, e.Unplaced)
-			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && !e.Azure {
+			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 {
 				// Configured public, in subnets the scanned code does not
 				// show (a default VPC's subnets are all public): only its
 				// security groups would stand between it and the internet.
