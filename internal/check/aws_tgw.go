@@ -39,6 +39,9 @@ func (m *Model) buildTGWTables(byType map[string][]*tf.Resource) {
 	tableTGW := map[string]string{}
 	for _, r := range byType["aws_ec2_transit_gateway"] {
 		m.tgwRead[r.Address] = &tgwTables{assoc: map[string]string{}, routes: map[string][]tgwRoute{}, vpcOf: map[string]string{}}
+		// Its default table, which routes name by the gateway's
+		// association_default_route_table_id (a stand-in, tf.TGWDefaults).
+		tableTGW[tgwDefaultTable(r.Address)] = r.Address
 		for _, k := range []string{"default_route_table_association", "default_route_table_propagation"} {
 			if unknown(r.Values, k) {
 				unread[r.Address] = k + " is not known statically"
@@ -71,7 +74,7 @@ func (m *Model) buildTGWTables(byType map[string][]*tf.Resource) {
 		if v := m.vpcs[t.vpcOf[r.Address]]; v == nil || len(v.CIDRs) == 0 {
 			unread[tgw] = r.Address + ": its VPC's range is not known"
 		}
-		def := tgw + ":default route table"
+		def := tgwDefaultTable(tgw)
 		for _, k := range [][2]string{{"default_route_table_association", "transit_gateway_default_route_table_association"}, {"default_route_table_propagation", "transit_gateway_default_route_table_propagation"}} {
 			if unknown(r.Values, k[1]) {
 				unread[tgw] = r.Address + ": " + k[1] + " is not known statically"
@@ -146,6 +149,11 @@ func (m *Model) buildTGWTables(byType map[string][]*tf.Resource) {
 			}
 		}
 	}
+}
+
+// tgwDefaultTable names the default route table of transit gateway tgw.
+func tgwDefaultTable(tgw string) string {
+	return tf.TGWDefaults(tgw)["association_default_route_table_id"]
 }
 
 // tgwJoins reports whether transit gateway tgw carries traffic from VPC a
