@@ -146,6 +146,9 @@ func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, []string, bool) {
 			if m.tgwRead[via] == nil {
 				how = "both VPCs attached (" + tgwTablesUnread + ")"
 			}
+			if p := m.tgwVia[[2]string{via, s.VPC.Addr}]; p != "" {
+				how = s.VPC.Addr + " attached to the gateway it is peered with by " + p + " (" + tgwTablesUnread + ", nor the routes across the peering)"
+			}
 			return Hop{Kind: "tgw", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s); %s", t.Addr, r.Dest, orUnknown(r.Target), r.Where, how)}, assumptions([]Route{r}), true
 		}
 	}

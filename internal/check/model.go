@@ -49,6 +49,9 @@ type Model struct {
 	igws    map[string]string          // IGW address → VPC address
 	eips    map[string]bool            // instance or ENI address that has an Elastic IP
 	tgws    map[string]map[string]bool // transit gateway address → attached VPC addresses
+	// tgwVia names, for a transit gateway and a VPC it holds in tgws
+	// through a peered gateway, the peering attachment (buildTGWPeerings).
+	tgwVia map[[2]string]string
 	// tgwRead holds the transit gateways whose route tables are read
 	// (buildTGWTables); through the others every attached VPC reaches
 	// every other.
@@ -676,6 +679,7 @@ func build(p *tf.Project) *Model {
 		}
 		m.tgws[tgw][m.addr(str(r.Values, "vpc_id"))] = true
 	}
+	m.buildTGWPeerings(byType)
 	m.buildTGWTables(byType)
 	m.buildRoutes(byType)
 	m.buildVPNRoutes(byType)
