@@ -182,6 +182,19 @@ type Route struct {
 	Assumed string
 }
 
+// igwVPCUnknown stands in igws for the VPC of an internet gateway whose
+// vpc_id is not known statically: it may be any VPC's.
+const igwVPCUnknown = "(VPC not known statically)"
+
+// igwVPC returns the VPC an internet gateway or its attachment names,
+// igwVPCUnknown when that is not known statically.
+func (m *Model) igwVPC(r *tf.Resource) string {
+	if unknown(r.Values, "vpc_id") {
+		return igwVPCUnknown
+	}
+	return m.addr(str(r.Values, "vpc_id"))
+}
+
 // Peering is an aws_vpc_peering_connection.
 type Peering struct {
 	Addr string
@@ -647,10 +660,10 @@ func build(p *tf.Project) *Model {
 		}
 	}
 	for _, r := range byType["aws_internet_gateway"] {
-		m.igws[r.Address] = m.addr(str(r.Values, "vpc_id"))
+		m.igws[r.Address] = m.igwVPC(r)
 	}
 	for _, r := range byType["aws_internet_gateway_attachment"] {
-		m.igws[m.addr(str(r.Values, "internet_gateway_id"))] = m.addr(str(r.Values, "vpc_id"))
+		m.igws[m.addr(str(r.Values, "internet_gateway_id"))] = m.igwVPC(r)
 	}
 	for _, r := range byType["aws_subnet"] {
 		s := &Subnet{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))],

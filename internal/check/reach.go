@@ -842,7 +842,10 @@ func (m *Model) toIGW(r Route, vpc *VPC) bool {
 		return true // any internet gateway may be that VPC's
 	}
 	if at, held := m.igws[r.Target]; held {
-		return at == vpc.Addr
+		// One whose VPC is not known statically is the table's: AWS
+		// takes a route only to a gateway attached to its VPC (the
+		// route says so, addRoute).
+		return at == vpc.Addr || at == igwVPCUnknown
 	}
 	// An ID of a virtual private gateway is no internet gateway; any other
 	// target the scanned code does not hold is one made elsewhere.

@@ -113,6 +113,9 @@ func (m *Model) addRoute(r *tf.Resource, t *RouteTable, b map[string]any, rt Rou
 			rt.Kind = "vpce"
 		} else if rt.Target == "local" {
 			rt.Kind = "local"
+		} else if m.igws[rt.Target] == igwVPCUnknown {
+			why := fmt.Sprintf("internet gateway %s: its VPC not known statically (vpc_id): assumed to be this table's, as AWS routes only to a gateway attached to it", rt.Target)
+			rt.Assumed = strings.TrimPrefix(rt.Assumed+"; "+why, "; ")
 		}
 	}
 	if boolean(b, "blackhole", false) {
