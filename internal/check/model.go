@@ -180,6 +180,11 @@ type Route struct {
 	// Assumed says why the route is read more permissively than written
 	// (its destination or target could not be evaluated).
 	Assumed string
+	// DestUnknown: the destination is not known statically, and Dest
+	// stands in for it as every address; DestBits, when set, are the
+	// prefix lengths it is known to have (tf.Unknown.Bits).
+	DestUnknown bool
+	DestBits    []int
 }
 
 // igwVPCUnknown stands in igws for the VPC of an internet gateway whose

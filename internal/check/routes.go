@@ -34,6 +34,7 @@ func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where str
 		dest = str(b, "destination_ipv6_cidr_block")
 	}
 	var dests []netip.Prefix
+	var bits []int
 	assumed := ""
 	switch {
 	case dest != "":
@@ -45,12 +46,19 @@ func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where str
 	case unknown(b, "cidr_block") || unknown(b, "destination_cidr_block") || unknown(b, "ipv6_cidr_block") || unknown(b, "destination_ipv6_cidr_block"):
 		dests = allInternet
 		assumed = "destination not known statically: assumed to be every address"
+		for _, k := range []string{"cidr_block", "destination_cidr_block", "ipv6_cidr_block", "destination_ipv6_cidr_block"} {
+			if unknown(b, k) {
+				if bs, ok := unknownBits(b, k); ok && len(bs) > 0 {
+					bits = bs
+				}
+			}
+		}
 		m.note(r, "%s: route %s", where, assumed)
 	default:
 		return
 	}
 	for _, p := range dests {
-		m.addRoute(r, t, b, Route{Dest: p, Where: where, Kind: "unknown", Assumed: assumed})
+		m.addRoute(r, t, b, Route{Dest: p, Where: where, Kind: "unknown", Assumed: assumed, DestUnknown: bits != nil || assumed != "", DestBits: bits})
 	}
 }
 

@@ -654,6 +654,7 @@ func (m *Model) peeringRules(fs *findings) {
 			fs.add(RulePeeringOverlap, p.Res, nil, "%s and %s overlap in %s", p.A.Addr, p.B.Addr, m.describe(ov))
 		}
 	}
+	mayDefault := map[string]bool{}
 	for _, t := range m.Tables {
 		for _, r := range t.Routes {
 			if r.Kind != "pcx" {
@@ -662,6 +663,15 @@ func (m *Model) peeringRules(fs *findings) {
 			res := t.Res
 			if src := m.lookup(strings.Fields(r.Where)[0]); src != nil {
 				res = src
+			}
+			if r.Dest.Bits() == 0 && r.DestUnknown {
+				// A range of a known length is no route of every
+				// address; one of none may be, once for the route.
+				if r.DestBits == nil && !mayDefault[r.Where] {
+					mayDefault[r.Where] = true
+					fs.addSev(RulePeeringDefault, Medium, res, nil, "%s may send every address through peering %s: %s", t.Addr, orUnknown(r.Target), r.Assumed)
+				}
+				continue
 			}
 			if r.Dest.Bits() == 0 {
 				fs.add(RulePeeringDefault, res, nil, "%s sends %s through peering %s", t.Addr, r.Dest, orUnknown(r.Target))
