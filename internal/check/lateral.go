@@ -130,7 +130,13 @@ type peerSource struct {
 // and what it rests on: a route whose target is not known statically is
 // read as through such a peering or transit gateway.
 func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, []string, bool) {
-	for _, t := range m.vpcTables[v] {
+	return m.forwardRouteIn(m.vpcTables[v], v, s)
+}
+
+// forwardRouteIn is forwardRoute over the tables given, of v: those of
+// one of its subnets, for a source there.
+func (m *Model) forwardRouteIn(tables []*RouteTable, v *VPC, s *Subnet) (Hop, []string, bool) {
+	for _, t := range tables {
 		for _, r := range t.Routes {
 			if !r.Dest.Overlaps(s.CIDR) || r.Dest.Bits() > s.CIDR.Bits() {
 				continue
