@@ -293,6 +293,12 @@ type NACLRule struct {
 	// Dest, for an NSG allow, holds the addresses its destination names
 	// when they are literal ones; nil: any address the NSG guards.
 	Dest []netip.Prefix
+	// Late, for a deny, says why it is set aside, deciding nothing: read
+	// as deciding after every allow (an AWS rule number not known
+	// statically), or as denying nothing (an NSG deny that cannot be
+	// evaluated); what passes where it would decide rests on that
+	// (naclPass).
+	Late string
 }
 
 // Endpoint is anything with an address in a VPC (or a managed public

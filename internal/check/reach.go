@@ -272,8 +272,8 @@ func naclPass(rules []NACLRule, proto string, port int, src *netipx.IPSet) (*net
 	var hits []string
 	blocker := "no rule matches: the final rule * denies"
 	for _, r := range rules {
-		if !portMatch(r.Proto, r.From, r.To, proto, port) {
-			continue
+		if !portMatch(r.Proto, r.From, r.To, proto, port) || !r.Allow && r.Late != "" {
+			continue // a deny set aside decides nothing (below)
 		}
 		ds, _ := decided.IPSet()
 		eff := intersect(minus(setOf(r.CIDR), ds), src)
@@ -293,6 +293,14 @@ func naclPass(rules []NACLRule, proto string, port int, src *netipx.IPSet) (*net
 		}
 	}
 	s, _ := allowed.IPSet()
+	// A deny set aside that may have stopped some of what passed is
+	// named on the path; what passes is not read as assumed for it, as
+	// the allows that admit it are known (its reason is noted).
+	for _, r := range rules {
+		if !r.Allow && r.Late != "" && portMatch(r.Proto, r.From, r.To, proto, port) && !empty(intersect(setOf(r.CIDR), s)) {
+			hits = append(hits, fmt.Sprintf("a deny of %s from %s is set aside: %s", portText(r.Proto, r.From, r.To), r.CIDR, r.Late))
+		}
+	}
 	return s, hits, blocker
 }
 
