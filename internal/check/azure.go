@@ -1007,6 +1007,9 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool, *netipx.IPSet)
 			}
 			admitted.AddSet(got)
 			for _, h := range hits {
+				if strings.HasPrefix(h, setAside) {
+					continue
+				}
 				if _, why, ok := strings.Cut(h, " ("); ok && strings.Contains(h, "assumed") {
 					assumed = append(assumed, strings.TrimSuffix(why, ")"))
 				} else {

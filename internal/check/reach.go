@@ -298,11 +298,15 @@ func naclPass(rules []NACLRule, proto string, port int, src *netipx.IPSet) (*net
 	// the allows that admit it are known (its reason is noted).
 	for _, r := range rules {
 		if !r.Allow && r.Late != "" && portMatch(r.Proto, r.From, r.To, proto, port) && !empty(intersect(setOf(r.CIDR), s)) {
-			hits = append(hits, fmt.Sprintf("a deny of %s from %s is set aside: %s", portText(r.Proto, r.From, r.To), r.CIDR, r.Late))
+			hits = append(hits, fmt.Sprintf("%s%s from %s is set aside: %s", setAside, portText(r.Proto, r.From, r.To), r.CIDR, r.Late))
 		}
 	}
 	return s, hits, blocker
 }
+
+// setAside begins the hit naclPass gives a deny set aside: it admits
+// nothing, so it proves nothing either.
+const setAside = "a deny of "
 
 func portText(proto string, from, to int) string {
 	switch {
