@@ -70,6 +70,16 @@ func (m *Model) azurePrivateData(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["azurerm_private_endpoint"] {
 		for _, c := range blocks(r.Values, "private_service_connection") {
+			if alias := "private_connection_resource_alias"; str(c, alias) != "" || unknown(c, alias) {
+				// An alias names a private link service alone, the
+				// project's or another subscription's.
+				pls := m.ref(c, alias)
+				if pls == "" {
+					pls = str(c, alias)
+				}
+				m.note(r, "connects its subnet's network to private link service %s: what the load balancer behind it forwards to is reached from there, which is not evaluated", orUnknown(pls))
+				continue
+			}
 			id := str(c, "private_connection_resource_id")
 			target := m.lookup(m.addr(id))
 			if target != nil && target.Type == "azurerm_private_link_service" || target == nil && strings.Contains(strings.ToLower(id), "/privatelinkservices/") {
