@@ -62,7 +62,7 @@ func (m *Model) azurePrivateData(byType map[string][]*tf.Resource) {
 		// internet there is graded as on a data store's, the instance is
 		// not internet-facing as a virtual machine is (AZ-NET-003), and
 		// the fix turns the endpoint off rather than removing a public IP.
-		p := &Endpoint{Addr: r.Address, Kind: "SQL managed instance public data endpoint", Res: r, Azure: true, DataTier: true, Ports: []int{3342},
+		p := &Endpoint{Addr: r.Address, Kind: "SQL managed instance public data endpoint", Res: r, Azure: true, DataTier: true, PublicOnly: true, Ports: []int{3342},
 			Public: true, PublicAssumed: unknown(r.Values, "public_data_endpoint_enabled"), Why: why, Subnets: e.Subnets,
 			Fix: "Set public_data_endpoint_enabled = false and reach the instance from its virtual network (peering, a VPN, a private endpoint); or allow 3342 in its subnet's NSG only from the ranges of the clients that need it."}
 		p.Listens = listensOn(p.Ports)

@@ -116,3 +116,38 @@ func TestSQLManagedInstancePublicEndpointGrading(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLManagedInstancePublicEndpointNotLateral checks that the public
+// data endpoint, which answers at the instance's public address alone, is
+// not read as reached on 3342 from a peered network through the instance's
+// subnet: the peer reaches the instance on 1433 (AZ-NET-004) and only
+// there, where it was also said to reach 3342.
+func TestSQLManagedInstancePublicEndpointNotLateral(t *testing.T) {
+	src := sqlMISource("true")
+	src = strings.Replace(src, `destination_port_ranges    = ["1433", "3342"]`, `destination_port_range     = "*"`, 1)
+	src = strings.Replace(src, `source_address_prefix      = "Internet"`, `source_address_prefix      = "VirtualNetwork"`, 1)
+	src += `
+resource "azurerm_virtual_network" "peer" {
+  name                = "peer"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  address_space       = ["10.9.0.0/16"]
+}
+resource "azurerm_virtual_network_peering" "to_peer" {
+  name                      = "to-peer"
+  resource_group_name       = "rg"
+  virtual_network_name      = azurerm_virtual_network.v.name
+  remote_virtual_network_id = azurerm_virtual_network.peer.id
+}
+resource "azurerm_virtual_network_peering" "from_peer" {
+  name                      = "from-peer"
+  resource_group_name       = "rg"
+  virtual_network_name      = azurerm_virtual_network.peer.name
+  remote_virtual_network_id = azurerm_virtual_network.v.id
+}
+`
+	got := activeOn(checkSource(t, src), RuleAzLateral, "azurerm_mssql_managed_instance.mi")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 1433") || strings.Contains(got[0].Message, "3342") {
+		t.Errorf("want one %s from the peer on 1433 alone, got %+v", RuleAzLateral, got)
+	}
+}

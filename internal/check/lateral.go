@@ -198,7 +198,7 @@ func (m *Model) joins(r Route, a, b *VPC) (string, bool) {
 // range of another network.
 func (m *Model) lateral(fs *findings) {
 	for _, e := range m.Endpoints {
-		if e.Managed && !e.InVPC {
+		if e.Managed && !e.InVPC || e.PublicOnly {
 			continue
 		}
 		ports := map[int]bool{}

@@ -356,6 +356,11 @@ type Endpoint struct {
 	// address, whatever its subnet (an EFS mount target): no internet
 	// address reaches it, only those its VPC routes to it.
 	Interior string
+	// PublicOnly: the endpoint answers at its public address alone (a
+	// SQL managed instance's public data endpoint), not at its subnet's:
+	// its own and peered networks are no sources of it (lateral,
+	// --reach), only the internet is.
+	PublicOnly bool
 	// Reaches, when not nil, holds the only ranges a source may open
 	// connections to (a Client VPN endpoint's authorization rules).
 	Reaches []netip.Prefix

@@ -153,6 +153,9 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 	}
 	srcs := []src{{Source: m.Internet()}}
 	seen := map[string]bool{}
+	if e.PublicOnly {
+		subnets = nil // its networks reach it only as the internet does
+	}
 	for _, s := range subnets {
 		for _, ps := range m.peerSources(s) {
 			if !seen[ps.Name] {
