@@ -1,7 +1,9 @@
 package check
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 
 	"moat/internal/check/tf"
 )
@@ -25,6 +27,47 @@ type tgwRoute struct {
 	blackhole bool
 }
 
+// buildTGWPeerings joins the transit gateways of the project that
+// peering attachments (aws_ec2_transit_gateway_peering_attachment) join:
+// each holds the VPCs attached to the gateways it is peered with, through
+// one peering or several (tgwVia names the first), read at their widest.
+// What crosses a peering is the static routes to it on the gateways'
+// tables, which are not read (buildTGWTables notes so): every VPC of one
+// is read as reaching every VPC of the others.
+func (m *Model) buildTGWPeerings(byType map[string][]*tf.Resource) {
+	m.tgwVia = map[[2]string]string{}
+	type peering struct{ a, b, via string }
+	var peerings []peering
+	for _, r := range byType["aws_ec2_transit_gateway_peering_attachment"] {
+		a, b := m.addr(str(r.Values, "transit_gateway_id")), m.addr(str(r.Values, "peer_transit_gateway_id"))
+		if unknown(r.Values, "transit_gateway_id") || unknown(r.Values, "peer_transit_gateway_id") || m.lookup(a) == nil || m.lookup(b) == nil {
+			m.note(r, "joins a transit gateway not known statically or not in the scanned code: the VPCs attached beyond it, which reach those of the other where both gateways route them, are not evaluated")
+			continue
+		}
+		peerings = append(peerings, peering{a, b, r.Address}, peering{b, a, r.Address})
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, p := range peerings {
+			held := make([]string, 0, len(m.tgws[p.b]))
+			for v := range m.tgws[p.b] {
+				held = append(held, v)
+			}
+			slices.Sort(held)
+			for _, v := range held {
+				if m.tgws[p.a] == nil {
+					m.tgws[p.a] = map[string]bool{}
+				}
+				if !m.tgws[p.a][v] {
+					m.tgws[p.a][v] = true
+					m.tgwVia[[2]string{p.a, v}] = p.via
+					changed = true
+				}
+			}
+		}
+	}
+}
+
 // buildTGWTables reads the route tables of the transit gateways the
 // project declares: the default table, which attachments are associated
 // with and propagate to unless the gateway or the attachment turns that
@@ -39,9 +82,20 @@ func (m *Model) buildTGWTables(byType map[string][]*tf.Resource) {
 	tableTGW := map[string]string{}
 	for _, r := range byType["aws_ec2_transit_gateway"] {
 		m.tgwRead[r.Address] = &tgwTables{assoc: map[string]string{}, routes: map[string][]tgwRoute{}, vpcOf: map[string]string{}}
+		// Its default table, which routes name by the gateway's
+		// association_default_route_table_id (a stand-in, tf.TGWDefaults).
+		tableTGW[tgwDefaultTable(r.Address)] = r.Address
 		for _, k := range []string{"default_route_table_association", "default_route_table_propagation"} {
 			if unknown(r.Values, k) {
 				unread[r.Address] = k + " is not known statically"
+			}
+		}
+	}
+	for _, r := range byType["aws_ec2_transit_gateway_peering_attachment"] {
+		a, b := m.addr(str(r.Values, "transit_gateway_id")), m.addr(str(r.Values, "peer_transit_gateway_id"))
+		for _, pair := range [][2]string{{a, b}, {b, a}} {
+			if m.tgwRead[pair[0]] != nil {
+				unread[pair[0]] = fmt.Sprintf("peered with %s by %s, whose routes across it are not read: the VPCs attached to either gateway are read as reaching each other", orUnknown(pair[1]), r.Address)
 			}
 		}
 	}
@@ -71,7 +125,7 @@ func (m *Model) buildTGWTables(byType map[string][]*tf.Resource) {
 		if v := m.vpcs[t.vpcOf[r.Address]]; v == nil || len(v.CIDRs) == 0 {
 			unread[tgw] = r.Address + ": its VPC's range is not known"
 		}
-		def := tgw + ":default route table"
+		def := tgwDefaultTable(tgw)
 		for _, k := range [][2]string{{"default_route_table_association", "transit_gateway_default_route_table_association"}, {"default_route_table_propagation", "transit_gateway_default_route_table_propagation"}} {
 			if unknown(r.Values, k[1]) {
 				unread[tgw] = r.Address + ": " + k[1] + " is not known statically"
@@ -146,6 +200,11 @@ func (m *Model) buildTGWTables(byType map[string][]*tf.Resource) {
 			}
 		}
 	}
+}
+
+// tgwDefaultTable names the default route table of transit gateway tgw.
+func tgwDefaultTable(tgw string) string {
+	return tf.TGWDefaults(tgw)["association_default_route_table_id"]
 }
 
 // tgwJoins reports whether transit gateway tgw carries traffic from VPC a

@@ -235,12 +235,13 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTa
 	}
 	prio := num(b, "priority", 4096)
 	allow := !strings.EqualFold(str(b, "access"), "Deny")
+	late := ""
 	if !allow {
 		if why := denyCovers(b, denyTag, guarded); why != "" {
 			// The rules are not read by destination: a deny that spares
 			// some of what the NSG guards may stop no one there.
 			m.note(r, "%s: its destination %s every address the network security group guards (%s): read as denying nothing", nsgRuleName(b), why, m.describe(setOf(guarded...)))
-			return nil
+			late = "its destination " + why + " every address the network security group guards, so it is read as denying nothing"
 		}
 	}
 	vnet := allowTag
@@ -284,8 +285,14 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTa
 	if unkPorts && assumed == "" {
 		assumed = "destination ports not known statically: assumed to be every port"
 	}
-	if assumed != "" && !allow {
-		return nil // a deny that cannot be evaluated denies nothing
+	if assumed != "" && !allow && late == "" {
+		// A deny that cannot be evaluated denies nothing.
+		late = "it cannot be evaluated, so it is read as denying nothing"
+	}
+	if late != "" {
+		// Kept, set aside, so that what passes where it would decide
+		// says it rests on that (naclPass).
+		assumed = ""
 	}
 	var dest []netip.Prefix
 	if allow {
@@ -295,7 +302,7 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTa
 	for _, proto := range protos {
 		for _, p := range ports {
 			for _, s := range srcs {
-				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed, Bounded: bounded, Dest: dest})
+				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed, Bounded: bounded, Dest: dest, Late: late})
 			}
 		}
 	}
@@ -1000,6 +1007,9 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool, *netipx.IPSet)
 			}
 			admitted.AddSet(got)
 			for _, h := range hits {
+				if strings.HasPrefix(h, setAside) {
+					continue
+				}
 				if _, why, ok := strings.Cut(h, " ("); ok && strings.Contains(h, "assumed") {
 					assumed = append(assumed, strings.TrimSuffix(why, ")"))
 				} else {
@@ -1076,6 +1086,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 		// Service ports first: a machine reached on one is critical,
 		// one reached on other ports alone is graded as AWS-NET-011 is.
 		svc, other := splitServices(open)
+		svc, other = ownPorts(svc, other, users[n])
 		done, reached := false, false
 		var blocked *Result
 	probe:

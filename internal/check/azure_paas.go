@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
@@ -32,7 +33,7 @@ func azurePaaSRules() []Rule {
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
 			"Set container_access_type = \"private\" and allow_nested_items_to_be_public = false on the account; hand out SAS tokens or use Entra ID for readers."},
 		{RuleAzServiceOpen, Medium, "Azure data, secrets, registry, AI, search or messaging service accepts connections from every network",
-			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's, container registry's or Azure AI services (OpenAI) account's (azurerm_cognitive_account) network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all; a storage account whose own network_rules block and an azurerm_storage_account_network_rules both write its rules has whichever Terraform applies last, and is read as open when either admits every address); network rules that deny by default but whose IP rules (ip_rules, a registry's ip_rule blocks) hold the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, AZ-NET-005) admit every address too, and IP rules not known statically are read so; a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter holds the internet at large; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005); an Azure Managed Redis instance (azurerm_managed_redis), which has no IP firewall, leaves public_network_access Enabled, its default (the finding says whether its database's access keys, access_keys_authentication_enabled, off unless set, open it besides Entra ID tokens); an Azure Cache for Redis Enterprise cluster (azurerm_redis_enterprise_cluster), which has neither an IP firewall nor a public network access switch, has no private endpoint (with one, it is reached through the endpoint alone). An Event Hubs namespace's network_rulesets (ip_rule blocks' ip_mask) and a Service Bus namespace's network_rule_set (or azurerm_servicebus_namespace_network_rule_set; default_action Allow unless set) are read as a storage account's network rules, save that a default action of Deny with no IP rule and no virtual network rule admits every network, as Azure then ignores it; an Azure AI Search service (azurerm_search_service) admits every network unless allowed_ips names some, and is read by them as by IP rules. Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
+			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's, container registry's or Azure AI services (OpenAI) account's (azurerm_cognitive_account) network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all; a storage account whose own network_rules block and an azurerm_storage_account_network_rules both write its rules has whichever Terraform applies last, and is read as open when either admits every address); network rules that deny by default but whose IP rules (ip_rules, a registry's ip_rule blocks) hold the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, AZ-NET-005) admit every address too, and IP rules not known statically are read so; a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter holds the internet at large or an entry that is neither an address nor a CIDR range, which Azure rejects (CHECK-003) and which is read as every address; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005); an Azure Managed Redis instance (azurerm_managed_redis), which has no IP firewall, leaves public_network_access Enabled, its default (the finding says whether its database's access keys, access_keys_authentication_enabled, off unless set, open it besides Entra ID tokens); an Azure Cache for Redis Enterprise cluster (azurerm_redis_enterprise_cluster), which has neither an IP firewall nor a public network access switch, has no private endpoint (with one, it is reached through the endpoint alone). An Event Hubs namespace's network_rulesets (ip_rule blocks' ip_mask) and a Service Bus namespace's network_rule_set (or azurerm_servicebus_namespace_network_rule_set; default_action Allow unless set) are read as a storage account's network rules, save that a default action of Deny with no IP rule and no virtual network rule admits every network, as Azure then ignores it; an Azure AI Search service (azurerm_search_service) admits every network unless allowed_ips names some, and is read by them as by IP rules. Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
 			"Set default_action = \"Deny\" in network_rules, network_acls, network_rule_set or network_rulesets (and leave a registry's anonymous_pull_enabled false), allowed_ips on a search service, an ip_range_filter or virtual network filter on Cosmos DB, firewall rules on Redis (public_network_access = \"Disabled\" on Managed Redis, which has none), and admit only the ranges and subnets that need the service; or set public_network_access_enabled = false and reach it through a private endpoint."},
 	}
 }
@@ -507,6 +508,7 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 		vnetOnly := boolean(r.Values, "is_virtual_network_filter_enabled", false) && !unknown(r.Values, "is_virtual_network_filter_enabled")
 		var b netipx.IPSetBuilder
 		azureServices := false
+		var invalid []string
 		for _, x := range ranges {
 			if x == "0.0.0.0" {
 				azureServices = true
@@ -516,6 +518,12 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 				b.AddPrefix(p.Masked())
 			} else if a, err := netip.ParseAddr(x); err == nil {
 				b.Add(a)
+			} else {
+				// A name or a first-last range Azure refuses at apply:
+				// read at its worst, as an NSG's placeholder is, so that
+				// nothing is hidden should it be replaced by anything.
+				m.reject(r, "ip_range_filter %q is not an address or a CIDR range: Azure rejects it, so the apply fails; the filter is read as admitting every address", x)
+				invalid = append(invalid, fmt.Sprintf("%q", x))
 			}
 		}
 		admitted, _ := b.IPSet()
@@ -523,6 +531,12 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 		switch {
 		case unk:
 			why = append(why, "ip_range_filter is not known statically: read as admitting every address")
+		case len(invalid) > 0:
+			what := "which is not an address or a CIDR range"
+			if len(invalid) > 1 {
+				what = "which are not addresses or CIDR ranges"
+			}
+			why = append(why, "ip_range_filter holds "+strings.Join(invalid, ", ")+", "+what+" (CHECK-003): read as admitting every address")
 		case len(ranges) == 0 && vnetOnly:
 			continue // only the virtual network rules' subnets
 		case len(ranges) == 0:

@@ -58,13 +58,28 @@ func (m *Model) azurePrivateData(byType map[string][]*tf.Resource) {
 		default:
 			continue
 		}
-		p := &Endpoint{Addr: r.Address, Kind: "SQL managed instance public data endpoint", Res: r, Azure: true, Ports: []int{3342},
-			Public: true, PublicAssumed: unknown(r.Values, "public_data_endpoint_enabled"), Why: why, Subnets: e.Subnets}
+		// A database's port, not a machine's: the NSG admitting the
+		// internet there is graded as on a data store's, the instance is
+		// not internet-facing as a virtual machine is (AZ-NET-003), and
+		// the fix turns the endpoint off rather than removing a public IP.
+		p := &Endpoint{Addr: r.Address, Kind: "SQL managed instance public data endpoint", Res: r, Azure: true, DataTier: true, PublicOnly: true, Ports: []int{3342},
+			Public: true, PublicAssumed: unknown(r.Values, "public_data_endpoint_enabled"), Why: why, Subnets: e.Subnets,
+			Fix: "Set public_data_endpoint_enabled = false and reach the instance from its virtual network (peering, a VPN, a private endpoint); or allow 3342 in its subnet's NSG only from the ranges of the clients that need it."}
 		p.Listens = listensOn(p.Ports)
 		m.Endpoints = append(m.Endpoints, p)
 	}
 	for _, r := range byType["azurerm_private_endpoint"] {
 		for _, c := range blocks(r.Values, "private_service_connection") {
+			if alias := "private_connection_resource_alias"; str(c, alias) != "" || unknown(c, alias) {
+				// An alias names a private link service alone, the
+				// project's or another subscription's.
+				pls := m.ref(c, alias)
+				if pls == "" {
+					pls = str(c, alias)
+				}
+				m.note(r, "connects its subnet's network to private link service %s: what the load balancer behind it forwards to is reached from there, which is not evaluated", orUnknown(pls))
+				continue
+			}
 			id := str(c, "private_connection_resource_id")
 			target := m.lookup(m.addr(id))
 			if target != nil && target.Type == "azurerm_private_link_service" || target == nil && strings.Contains(strings.ToLower(id), "/privatelinkservices/") {

@@ -418,8 +418,12 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 	}
 	for _, ru := range rules {
 		src, srcAssumed, _ := m.azurePrefixes(ru.res, ru.b, "", "source_addresses", nil)
-		if _, unk := strs(ru.b, "source_ip_groups"); unk || len(strList(ru.b, "source_ip_groups")) > 0 {
-			src, srcAssumed = allAddresses, "source IP groups are not read: assumed to be every address"
+		if ids, unk := strs(ru.b, "source_ip_groups"); unk || len(ids) > 0 {
+			if ranges, ok := m.ipGroupRanges(byType, ids, unk); ok {
+				src = append(src, ranges...)
+			} else {
+				src, srcAssumed = allAddresses, "source IP groups not known statically or not in the scanned code: assumed to be every address"
+			}
 		}
 		if len(src) == 0 || srcAssumed == "" && empty(intersect(setOf(src...), m.Internet().Set)) {
 			// No internet address among its clients: it publishes
@@ -857,4 +861,51 @@ func (e *Endpoint) exposureFix(paths [][]Hop) string {
 		what = append(what, "the machine's public IP")
 	}
 	return "Stop publishing the port: remove " + strings.Join(what, "; remove ") + "; reach the machine through Azure Bastion, a VPN or the moat gateway, and allow the port in the NSGs only from known ranges or application security groups."
+}
+
+// ipGroupRanges returns the ranges of the IP groups ids name
+// (azurerm_ip_group's cidrs and the azurerm_ip_group_cidr that add to
+// them); false when one is not known statically or not in the scanned
+// code (unk: the list holds an element not known statically), or when a
+// range added to any group may be added to one of these.
+func (m *Model) ipGroupRanges(byType map[string][]*tf.Resource, ids []string, unk bool) ([]netip.Prefix, bool) {
+	if unk {
+		return nil, false
+	}
+	parse := func(v string) (netip.Prefix, bool) {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			return p.Masked(), true
+		}
+		if a, err := netip.ParseAddr(v); err == nil {
+			return netip.PrefixFrom(a, a.BitLen()), true
+		}
+		return netip.Prefix{}, false
+	}
+	var out []netip.Prefix
+	for _, id := range ids {
+		g := m.lookup(m.addr(id))
+		if g == nil || g.Type != "azurerm_ip_group" {
+			return nil, false
+		}
+		cidrs, unk := strs(g.Values, "cidrs")
+		if unk {
+			return nil, false
+		}
+		for _, r := range byType["azurerm_ip_group_cidr"] {
+			if unknown(r.Values, "ip_group_id") || m.addr(str(r.Values, "ip_group_id")) == g.Address {
+				if unknown(r.Values, "cidr") {
+					return nil, false
+				}
+				cidrs = append(cidrs, str(r.Values, "cidr"))
+			}
+		}
+		for _, c := range cidrs {
+			p, ok := parse(c)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, p)
+		}
+	}
+	return out, true
 }

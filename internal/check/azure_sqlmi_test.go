@@ -90,3 +90,64 @@ func TestSQLManagedInstancePublicEndpoint(t *testing.T) {
 		t.Errorf("public data endpoint off: %+v, want none", got)
 	}
 }
+
+// TestSQLManagedInstancePublicEndpointGrading checks how the exposure of a
+// managed instance's public data endpoint is told: 3342 is its data-store
+// port, so the NSG that admits the internet there is critical, as on a
+// database's own port, not graded down as an application's; the instance
+// is a database, not a virtual machine, so it is not AZ-NET-003; and the
+// fix names its public data endpoint, not a public IP it does not have.
+func TestSQLManagedInstancePublicEndpointGrading(t *testing.T) {
+	rep := checkSource(t, sqlMISource("true"))
+	if got := activeOn(rep, RuleAzInternetFacing, "azurerm_mssql_managed_instance.mi"); len(got) != 0 {
+		t.Errorf("%s on the instance, a database, not a machine: %+v", RuleAzInternetFacing, got)
+	}
+	nsg := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.mi")
+	if len(nsg) != 1 || nsg[0].Severity != Critical || strings.Contains(nsg[0].Message, "no admin, data-store") {
+		t.Errorf("want one critical %s on the NSG, 3342 being the instance's data-store port, got %+v", RuleNSGWorldOpen, nsg)
+	}
+	got := activeOn(rep, RuleAzExposedPort, "azurerm_mssql_managed_instance.mi")
+	if len(got) != 1 || !strings.Contains(got[0].Fix, "public_data_endpoint_enabled = false") || strings.Contains(got[0].Fix, "public IP") {
+		t.Errorf("want one %s whose fix turns the public data endpoint off, got %+v", RuleAzExposedPort, got)
+	}
+	for _, f := range rep.Findings {
+		if strings.HasPrefix(f.RuleID, "AWS-") {
+			t.Errorf("an AWS rule on an Azure resource: %s %s %s", f.RuleID, f.Address, f.Message)
+		}
+	}
+}
+
+// TestSQLManagedInstancePublicEndpointNotLateral checks that the public
+// data endpoint, which answers at the instance's public address alone, is
+// not read as reached on 3342 from a peered network through the instance's
+// subnet: the peer reaches the instance on 1433 (AZ-NET-004) and only
+// there, where it was also said to reach 3342.
+func TestSQLManagedInstancePublicEndpointNotLateral(t *testing.T) {
+	src := sqlMISource("true")
+	src = strings.Replace(src, `destination_port_ranges    = ["1433", "3342"]`, `destination_port_range     = "*"`, 1)
+	src = strings.Replace(src, `source_address_prefix      = "Internet"`, `source_address_prefix      = "VirtualNetwork"`, 1)
+	src += `
+resource "azurerm_virtual_network" "peer" {
+  name                = "peer"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  address_space       = ["10.9.0.0/16"]
+}
+resource "azurerm_virtual_network_peering" "to_peer" {
+  name                      = "to-peer"
+  resource_group_name       = "rg"
+  virtual_network_name      = azurerm_virtual_network.v.name
+  remote_virtual_network_id = azurerm_virtual_network.peer.id
+}
+resource "azurerm_virtual_network_peering" "from_peer" {
+  name                      = "from-peer"
+  resource_group_name       = "rg"
+  virtual_network_name      = azurerm_virtual_network.peer.name
+  remote_virtual_network_id = azurerm_virtual_network.v.id
+}
+`
+	got := activeOn(checkSource(t, src), RuleAzLateral, "azurerm_mssql_managed_instance.mi")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 1433") || strings.Contains(got[0].Message, "3342") {
+		t.Errorf("want one %s from the peer on 1433 alone, got %+v", RuleAzLateral, got)
+	}
+}

@@ -130,7 +130,13 @@ type peerSource struct {
 // and what it rests on: a route whose target is not known statically is
 // read as through such a peering or transit gateway.
 func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, []string, bool) {
-	for _, t := range m.vpcTables[v] {
+	return m.forwardRouteIn(m.vpcTables[v], v, s)
+}
+
+// forwardRouteIn is forwardRoute over the tables given, of v: those of
+// one of its subnets, for a source there.
+func (m *Model) forwardRouteIn(tables []*RouteTable, v *VPC, s *Subnet) (Hop, []string, bool) {
+	for _, t := range tables {
 		for _, r := range t.Routes {
 			if !r.Dest.Overlaps(s.CIDR) || r.Dest.Bits() > s.CIDR.Bits() {
 				continue
@@ -145,6 +151,9 @@ func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, []string, bool) {
 			how := "both VPCs attached, its route tables routing each one's range to the other's attachment"
 			if m.tgwRead[via] == nil {
 				how = "both VPCs attached (" + tgwTablesUnread + ")"
+			}
+			if p := m.tgwVia[[2]string{via, s.VPC.Addr}]; p != "" {
+				how = s.VPC.Addr + " attached to the gateway it is peered with by " + p + " (" + tgwTablesUnread + ", nor the routes across the peering)"
 			}
 			return Hop{Kind: "tgw", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s); %s", t.Addr, r.Dest, orUnknown(r.Target), r.Where, how)}, assumptions([]Route{r}), true
 		}
@@ -189,7 +198,7 @@ func (m *Model) joins(r Route, a, b *VPC) (string, bool) {
 // range of another network.
 func (m *Model) lateral(fs *findings) {
 	for _, e := range m.Endpoints {
-		if e.Managed && !e.InVPC {
+		if e.Managed && !e.InVPC || e.PublicOnly {
 			continue
 		}
 		ports := map[int]bool{}

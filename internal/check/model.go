@@ -49,6 +49,9 @@ type Model struct {
 	igws    map[string]string          // IGW address → VPC address
 	eips    map[string]bool            // instance or ENI address that has an Elastic IP
 	tgws    map[string]map[string]bool // transit gateway address → attached VPC addresses
+	// tgwVia names, for a transit gateway and a VPC it holds in tgws
+	// through a peered gateway, the peering attachment (buildTGWPeerings).
+	tgwVia map[[2]string]string
 	// tgwRead holds the transit gateways whose route tables are read
 	// (buildTGWTables); through the others every attached VPC reaches
 	// every other.
@@ -177,6 +180,24 @@ type Route struct {
 	// Assumed says why the route is read more permissively than written
 	// (its destination or target could not be evaluated).
 	Assumed string
+	// DestUnknown: the destination is not known statically, and Dest
+	// stands in for it as every address; DestBits, when set, are the
+	// prefix lengths it is known to have (tf.Unknown.Bits).
+	DestUnknown bool
+	DestBits    []int
+}
+
+// igwVPCUnknown stands in igws for the VPC of an internet gateway whose
+// vpc_id is not known statically: it may be any VPC's.
+const igwVPCUnknown = "(VPC not known statically)"
+
+// igwVPC returns the VPC an internet gateway or its attachment names,
+// igwVPCUnknown when that is not known statically.
+func (m *Model) igwVPC(r *tf.Resource) string {
+	if unknown(r.Values, "vpc_id") {
+		return igwVPCUnknown
+	}
+	return m.addr(str(r.Values, "vpc_id"))
 }
 
 // Peering is an aws_vpc_peering_connection.
@@ -272,6 +293,12 @@ type NACLRule struct {
 	// Dest, for an NSG allow, holds the addresses its destination names
 	// when they are literal ones; nil: any address the NSG guards.
 	Dest []netip.Prefix
+	// Late, for a deny, says why it is set aside, deciding nothing: read
+	// as deciding after every allow (an AWS rule number not known
+	// statically), or as denying nothing (an NSG deny that cannot be
+	// evaluated); what passes where it would decide rests on that
+	// (naclPass).
+	Late string
 }
 
 // Endpoint is anything with an address in a VPC (or a managed public
@@ -329,6 +356,11 @@ type Endpoint struct {
 	// address, whatever its subnet (an EFS mount target): no internet
 	// address reaches it, only those its VPC routes to it.
 	Interior string
+	// PublicOnly: the endpoint answers at its public address alone (a
+	// SQL managed instance's public data endpoint), not at its subnet's:
+	// its own and peered networks are no sources of it (lateral,
+	// --reach), only the internet is.
+	PublicOnly bool
 	// Reaches, when not nil, holds the only ranges a source may open
 	// connections to (a Client VPN endpoint's authorization rules).
 	Reaches []netip.Prefix
@@ -644,10 +676,10 @@ func build(p *tf.Project) *Model {
 		}
 	}
 	for _, r := range byType["aws_internet_gateway"] {
-		m.igws[r.Address] = m.addr(str(r.Values, "vpc_id"))
+		m.igws[r.Address] = m.igwVPC(r)
 	}
 	for _, r := range byType["aws_internet_gateway_attachment"] {
-		m.igws[m.addr(str(r.Values, "internet_gateway_id"))] = m.addr(str(r.Values, "vpc_id"))
+		m.igws[m.addr(str(r.Values, "internet_gateway_id"))] = m.igwVPC(r)
 	}
 	for _, r := range byType["aws_subnet"] {
 		s := &Subnet{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))],
@@ -676,6 +708,7 @@ func build(p *tf.Project) *Model {
 		}
 		m.tgws[tgw][m.addr(str(r.Values, "vpc_id"))] = true
 	}
+	m.buildTGWPeerings(byType)
 	m.buildTGWTables(byType)
 	m.buildRoutes(byType)
 	m.buildVPNRoutes(byType)

@@ -30,6 +30,7 @@ func (m *Model) naclRule(r *tf.Resource, b map[string]any, where string) (NACLRu
 		// deny after every allow.
 		rule.No = 32767
 		if !rule.Allow {
+			rule.Late = "its rule number is not known statically, so it is read as deciding after every allow"
 			m.note(r, "%s: rule number not known statically: the deny is assumed to decide after every allow", where)
 		}
 		if rule.Allow {

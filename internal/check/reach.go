@@ -272,8 +272,8 @@ func naclPass(rules []NACLRule, proto string, port int, src *netipx.IPSet) (*net
 	var hits []string
 	blocker := "no rule matches: the final rule * denies"
 	for _, r := range rules {
-		if !portMatch(r.Proto, r.From, r.To, proto, port) {
-			continue
+		if !portMatch(r.Proto, r.From, r.To, proto, port) || !r.Allow && r.Late != "" {
+			continue // a deny set aside decides nothing (below)
 		}
 		ds, _ := decided.IPSet()
 		eff := intersect(minus(setOf(r.CIDR), ds), src)
@@ -293,8 +293,20 @@ func naclPass(rules []NACLRule, proto string, port int, src *netipx.IPSet) (*net
 		}
 	}
 	s, _ := allowed.IPSet()
+	// A deny set aside that may have stopped some of what passed is
+	// named on the path; what passes is not read as assumed for it, as
+	// the allows that admit it are known (its reason is noted).
+	for _, r := range rules {
+		if !r.Allow && r.Late != "" && portMatch(r.Proto, r.From, r.To, proto, port) && !empty(intersect(setOf(r.CIDR), s)) {
+			hits = append(hits, fmt.Sprintf("%s%s from %s is set aside: %s", setAside, portText(r.Proto, r.From, r.To), r.CIDR, r.Late))
+		}
+	}
 	return s, hits, blocker
 }
+
+// setAside begins the hit naclPass gives a deny set aside: it admits
+// nothing, so it proves nothing either.
+const setAside = "a deny of "
 
 func portText(proto string, from, to int) string {
 	switch {
@@ -842,7 +854,10 @@ func (m *Model) toIGW(r Route, vpc *VPC) bool {
 		return true // any internet gateway may be that VPC's
 	}
 	if at, held := m.igws[r.Target]; held {
-		return at == vpc.Addr
+		// One whose VPC is not known statically is the table's: AWS
+		// takes a route only to a gateway attached to its VPC (the
+		// route says so, addRoute).
+		return at == vpc.Addr || at == igwVPCUnknown
 	}
 	// An ID of a virtual private gateway is no internet gateway; any other
 	// target the scanned code does not hold is one made elsewhere.

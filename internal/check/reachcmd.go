@@ -153,6 +153,9 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 	}
 	srcs := []src{{Source: m.Internet()}}
 	seen := map[string]bool{}
+	if e.PublicOnly {
+		subnets = nil // its networks reach it only as the internet does
+	}
 	for _, s := range subnets {
 		for _, ps := range m.peerSources(s) {
 			if !seen[ps.Name] {
@@ -163,6 +166,38 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 		}
 		if s.VPC == nil {
 			continue
+		}
+		// The resources of a peered or attached VPC, each a member of
+		// its groups, which a rule may name (AWS takes a peer VPC's
+		// group), from each of its subnets whose table routes s's range
+		// to s's VPC.
+		for _, v := range m.linkedVPCs(s.VPC) {
+			for _, x := range m.Endpoints {
+				if x == e || x.Managed || seen[x.Addr] || !mayReach(x.Reaches, e) {
+					continue
+				}
+				groups := m.groupsOf(x, v)
+				if len(groups) == 0 {
+					continue
+				}
+				var gs []string
+				for _, g := range groups {
+					gs = append(gs, g.Addr)
+				}
+				for _, xs := range x.Subnets {
+					if xs.VPC != v {
+						continue
+					}
+					hop, assumed, ok := m.forwardRouteIn(m.tablesOf(xs), v, s)
+					if !ok {
+						continue
+					}
+					seen[x.Addr] = true
+					so := m.SubnetSource(xs, gs...)
+					so.Name = x.Addr + " (in " + xs.Addr + ")"
+					srcs = append(srcs, src{Source: so, hop: &hop, assumed: assumed})
+				}
+			}
 		}
 		for _, o := range m.Subnets {
 			if o.VPC == s.VPC && !seen[o.Addr] {

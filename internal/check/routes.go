@@ -34,6 +34,7 @@ func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where str
 		dest = str(b, "destination_ipv6_cidr_block")
 	}
 	var dests []netip.Prefix
+	var bits []int
 	assumed := ""
 	switch {
 	case dest != "":
@@ -45,12 +46,19 @@ func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where str
 	case unknown(b, "cidr_block") || unknown(b, "destination_cidr_block") || unknown(b, "ipv6_cidr_block") || unknown(b, "destination_ipv6_cidr_block"):
 		dests = allInternet
 		assumed = "destination not known statically: assumed to be every address"
+		for _, k := range []string{"cidr_block", "destination_cidr_block", "ipv6_cidr_block", "destination_ipv6_cidr_block"} {
+			if unknown(b, k) {
+				if bs, ok := unknownBits(b, k); ok && len(bs) > 0 {
+					bits = bs
+				}
+			}
+		}
 		m.note(r, "%s: route %s", where, assumed)
 	default:
 		return
 	}
 	for _, p := range dests {
-		m.addRoute(r, t, b, Route{Dest: p, Where: where, Kind: "unknown", Assumed: assumed})
+		m.addRoute(r, t, b, Route{Dest: p, Where: where, Kind: "unknown", Assumed: assumed, DestUnknown: bits != nil || assumed != "", DestBits: bits})
 	}
 }
 
@@ -113,6 +121,9 @@ func (m *Model) addRoute(r *tf.Resource, t *RouteTable, b map[string]any, rt Rou
 			rt.Kind = "vpce"
 		} else if rt.Target == "local" {
 			rt.Kind = "local"
+		} else if m.igws[rt.Target] == igwVPCUnknown {
+			why := fmt.Sprintf("internet gateway %s: its VPC not known statically (vpc_id): assumed to be this table's, as AWS routes only to a gateway attached to it", rt.Target)
+			rt.Assumed = strings.TrimPrefix(rt.Assumed+"; "+why, "; ")
 		}
 	}
 	if boolean(b, "blackhole", false) {

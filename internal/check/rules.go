@@ -136,7 +136,7 @@ func Rules() []Rule {
 			"A route sends traffic for a range outside the peer VPC through a peering connection. Peering is not transitive: A→C via B's peering is dropped, and the intent suggests isolation was misunderstood.",
 			"Peer the VPCs directly, use a transit gateway, or remove the route."},
 		{RulePeeringDefault, High, "Peering route to 0.0.0.0/0",
-			"A default route points at a peering connection, sending all traffic to another VPC.",
+			"A default route points at a peering connection, sending all traffic to another VPC. A route whose destination is not known statically may be one, and is medium; one known to be of a prefix length (a subnet's or VPC's cidr_block) is not.",
 			"Route only the peer VPC's CIDR through the peering connection."},
 		{RuleUnusedSG, Low, "Security group not used",
 			"No resource in the project uses this security group.",

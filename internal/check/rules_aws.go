@@ -126,7 +126,8 @@ func (m *Model) awsRules(fs *findings) {
 			fs.addSev(rule, sev, e.Res, assumedRes.Path, "%s", msg)
 			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = assumedG.portPaths(), e.exposureFix(assumedG.paths)
 		}
-		if e.DataTier {
+		// An Azure data store's exposure is its port's (AZ-NET-002).
+		if e.DataTier && !e.Azure {
 			if path, ok := m.exposure(e); ok && !e.inSubnet(path) {
 				// Through a subnet it may be in (SubnetsMaybe): not proven.
 				sev, msg := gated(e, fs.rules[RuleDataTierPublic].Severity, fmt.Sprintf("%s may have a public path: %s; %s", e.Kind, e.Why, e.SubnetsUnknown))
@@ -134,11 +135,11 @@ func (m *Model) awsRules(fs *findings) {
 			} else if ok {
 				sev, msg := gated(e, fs.rules[RuleDataTierPublic].Severity, fmt.Sprintf("%s has a public path: %s", e.Kind, e.Why))
 				fs.addSev(RuleDataTierPublic, sev, e.Res, path, "%s", msg)
-			} else if e.SubnetsAny && !e.Azure {
+			} else if e.SubnetsAny {
 				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); %s, so wherever it is routed to an internet gateway only its security groups stand in the way", e.Kind, e.Why, e.SubnetsUnknown)
-			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && !e.Azure && e.Unplaced != "" {
+			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && e.Unplaced != "" {
 				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); %s: only its security groups stand in the way", e.Kind, e.Why, e.Unplaced)
-			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && !e.Azure {
+			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 {
 				// Configured public, in subnets the scanned code does not
 				// show (a default VPC's subnets are all public): only its
 				// security groups would stand between it and the internet.
@@ -653,6 +654,7 @@ func (m *Model) peeringRules(fs *findings) {
 			fs.add(RulePeeringOverlap, p.Res, nil, "%s and %s overlap in %s", p.A.Addr, p.B.Addr, m.describe(ov))
 		}
 	}
+	mayDefault := map[string]bool{}
 	for _, t := range m.Tables {
 		for _, r := range t.Routes {
 			if r.Kind != "pcx" {
@@ -661,6 +663,15 @@ func (m *Model) peeringRules(fs *findings) {
 			res := t.Res
 			if src := m.lookup(strings.Fields(r.Where)[0]); src != nil {
 				res = src
+			}
+			if r.Dest.Bits() == 0 && r.DestUnknown {
+				// A range of a known length is no route of every
+				// address; one of none may be, once for the route.
+				if r.DestBits == nil && !mayDefault[r.Where] {
+					mayDefault[r.Where] = true
+					fs.addSev(RulePeeringDefault, Medium, res, nil, "%s may send every address through peering %s: %s", t.Addr, orUnknown(r.Target), r.Assumed)
+				}
+				continue
 			}
 			if r.Dest.Bits() == 0 {
 				fs.add(RulePeeringDefault, res, nil, "%s sends %s through peering %s", t.Addr, r.Dest, orUnknown(r.Target))

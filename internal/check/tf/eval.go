@@ -868,6 +868,11 @@ func (rs *resState) value() cty.Value {
 				m[k] = cty.StringVal(v)
 			}
 		}
+		if rs.rb.typ == "aws_ec2_transit_gateway" {
+			for k, v := range TGWDefaults(rs.addr(i)) {
+				m[k] = cty.StringVal(v)
+			}
+		}
 		if vc, ok := m["vpc_config"]; ok && rs.rb.typ == "aws_eks_cluster" {
 			m["vpc_config"] = eksClusterSGIDs(rs.addr(i), vc)
 		}

@@ -174,6 +174,19 @@ func VPCDefaults(vpcAddr string) map[string]string {
 	}
 }
 
+// TGWDefaults returns the IDs, stood in by a string derived from the
+// gateway's address, of the default route table AWS makes with a transit
+// gateway: association_default_route_table_id and
+// propagation_default_route_table_id both name it (the one table
+// attachments are associated with and propagate to by default). Both
+// readers use them.
+func TGWDefaults(tgwAddr string) map[string]string {
+	return map[string]string{
+		"association_default_route_table_id": tgwAddr + ":default-route-table",
+		"propagation_default_route_table_id": tgwAddr + ":default-route-table",
+	}
+}
+
 // DefaultVPCRange is the address range of every region's default VPC.
 const DefaultVPCRange = "172.31.0.0/16"
 

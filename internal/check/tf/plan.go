@@ -405,5 +405,10 @@ func attrOf(t *Resource, attr string) (any, bool) {
 			return v, true
 		}
 	}
+	if t.Type == "aws_ec2_transit_gateway" {
+		if v, ok := TGWDefaults(t.Address)[attr]; ok {
+			return v, true
+		}
+	}
 	return nil, false
 }
