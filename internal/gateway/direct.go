@@ -342,9 +342,12 @@ func (c *directConn) roundTrip(r *http.Request, gz bool, got1xx func(int, textpr
 		if _, err = c.br.Peek(1); err != nil {
 			return nil, false, c.headerErr(err)
 		}
-		resp, err = http.ReadResponse(c.br, r)
-		if err != nil {
-			return nil, true, c.headerErr(err)
+		var plain bool
+		if resp, plain = readPlainHead(c.br, r); !plain {
+			resp, err = http.ReadResponse(c.br, r)
+			if err != nil {
+				return nil, true, c.headerErr(err)
+			}
 		}
 		code := resp.StatusCode
 		if code == http.StatusSwitchingProtocols {
