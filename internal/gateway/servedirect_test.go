@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -102,6 +103,7 @@ const endRequest = "GET /end HTTP/1.1\r\nHost: localhost\r\nUser-Agent: t\r\nCon
 var (
 	requestIDs = regexp.MustCompile(`[0-9a-f]{32}`)
 	dates      = regexp.MustCompile(`(?m)^Date: [^\r\n]*`)
+	streamIDs  = regexp.MustCompile(`stream ID [0-9]+`)
 )
 
 // exchanged is what one request through the gateway came to: what the
@@ -369,6 +371,73 @@ func wholeAnswer(answer, method string) bool {
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return br.Buffered() == 0
+		}
+	}
+}
+
+// TestServeDirectAsProxyH2: over HTTP/2, a client reads the same answer
+// from serveDirect as from the reverse proxy: status, fields, body, how
+// the body ended, trailers.
+func TestServeDirectAsProxyH2(t *testing.T) {
+	f, s := directFixture(t, "rate_limit: {off: true}\nwaf: {disabled: true}\n")
+	type read struct {
+		proto, status string
+		header        http.Header
+		body          string
+		err           string
+		trailer       http.Header
+	}
+	do := func(method, target, body string, h http.Header, answer string, closeAfter bool) read {
+		s.set(answer, closeAfter)
+		defer f.gw.upstreams.closeIdle()
+		var rb io.Reader
+		if body != "" {
+			rb = strings.NewReader(body)
+		}
+		req := f.req(method, target, rb)
+		for k, vv := range h {
+			req.Header[k] = vv
+		}
+		resp, err := f.client.Do(req)
+		if err != nil {
+			return read{err: streamIDs.ReplaceAllString(err.Error(), "stream ID <n>")}
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got := read{proto: resp.Proto, status: resp.Status, header: resp.Header, body: requestIDs.ReplaceAllString(string(b), "<id>"), trailer: resp.Trailer}
+		if err != nil {
+			got.err = streamIDs.ReplaceAllString(err.Error(), "stream ID <n>")
+		}
+		delete(got.header, "Date")
+		if got.header.Get("X-Request-Id") != "" {
+			got.header.Set("X-Request-Id", "<id>")
+		}
+		if resp.ContentLength < 0 && !strings.Contains(strings.ToLower(answer), "content-type:") {
+			delete(got.header, "Content-Type") // sniffed or not: see settle
+		}
+		return got
+	}
+	for _, r := range []struct {
+		method, target, body string
+		h                    http.Header
+	}{
+		{"GET", "/a?x=1", "", nil},
+		{"GET", "/c", "", http.Header{"X-Forwarded-For": {"10.0.0.1"}, "Te": {"trailers"}, "Accept-Encoding": {"br"}}},
+		{"POST", "/form", "name=moat", http.Header{"Origin": {"https://localhost"}, "Content-Type": {"application/x-www-form-urlencoded"}}},
+		{"HEAD", "/h", "", nil},
+	} {
+		for _, a := range directAnswers {
+			f.gw.proxyAll.Store(false)
+			direct := do(r.method, r.target, r.body, r.h, a.raw, a.closeAfter)
+			f.gw.proxyAll.Store(true)
+			proxied := do(r.method, r.target, r.body, r.h, a.raw, a.closeAfter)
+			f.gw.proxyAll.Store(false)
+			if direct.proto != "HTTP/2.0" && direct.err == "" {
+				t.Fatalf("the client spoke %q, not HTTP/2", direct.proto)
+			}
+			if !reflect.DeepEqual(direct, proxied) {
+				t.Errorf("%s %s, answer %q: the client read\n%+v\nwhere through the reverse proxy\n%+v", r.method, r.target, a.raw, direct, proxied)
+			}
 		}
 	}
 }
