@@ -261,11 +261,12 @@ var (
 // chunked answers and trailers, server-sent events, gzip, answers cut
 // short, broken or refused (502); with the WAF off, and on with its
 // response phase (which asks the service for gzip, and refuses an SQL
-// error).
+// error, or lets it through when only detecting).
 func TestServeDirectAsProxy(t *testing.T) {
 	for _, c := range []struct{ name, yaml string }{
 		{"waf off", "rate_limit: {off: true}\nwaf: {disabled: true}\n"},
 		{"waf on, responses inspected", "rate_limit: {off: true}\nwaf: {inspect_responses: true}\n"},
+		{"waf detecting only", "rate_limit: {off: true}\nwaf: {inspect_responses: true, detection_only: true}\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f, s := directFixture(t, c.yaml)
