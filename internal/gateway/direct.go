@@ -261,6 +261,16 @@ func closeAll(m map[string][]*directConn) {
 // it was idle) is given up, and a replayable request sent again on a
 // fresh one.
 func (p *directPool) roundTrip(r *http.Request) (*http.Response, error) {
+	var got1xx func(int, textproto.MIMEHeader) error
+	if trace := httptrace.ContextClientTrace(r.Context()); trace != nil {
+		got1xx = trace.Got1xxResponse
+	}
+	return p.send(r, got1xx)
+}
+
+// send is roundTrip with the 1xx answers handed to got1xx, if not nil
+// (and otherwise skipped), rather than to the request's client trace.
+func (p *directPool) send(r *http.Request, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
 	if err := validHeaders(r.Header); err != nil {
 		return nil, err
 	}
@@ -279,7 +289,7 @@ func (p *directPool) roundTrip(r *http.Request) (*http.Response, error) {
 		}
 		reused := c.used
 		c.used = true
-		resp, answered, err := c.roundTrip(r, gz)
+		resp, answered, err := c.roundTrip(r, gz, got1xx)
 		if err == nil {
 			return resp, nil
 		}
@@ -310,9 +320,9 @@ func validHeaders(h http.Header) error {
 }
 
 // roundTrip writes r and reads its answer's header, decoding a gzip body
-// when gz (the pool asked for it); answered reports whether any of the
-// answer had arrived when it failed.
-func (c *directConn) roundTrip(r *http.Request, gz bool) (resp *http.Response, answered bool, err error) {
+// when gz (the pool asked for it), handing 1xx answers to got1xx;
+// answered reports whether any of the answer had arrived when it failed.
+func (c *directConn) roundTrip(r *http.Request, gz bool, got1xx func(int, textproto.MIMEHeader) error) (resp *http.Response, answered bool, err error) {
 	ctx := r.Context()
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.Close() })
 	defer func() {
@@ -328,14 +338,16 @@ func (c *directConn) roundTrip(r *http.Request, gz bool) (resp *http.Response, a
 	}
 	_ = c.conn.SetReadDeadline(time.Now().Add(directHeaderTimeout)) // the socket's clock
 	c.lr.left = directMaxHeader
-	trace := httptrace.ContextClientTrace(ctx)
 	for {
 		if _, err = c.br.Peek(1); err != nil {
 			return nil, false, c.headerErr(err)
 		}
-		resp, err = http.ReadResponse(c.br, r)
-		if err != nil {
-			return nil, true, c.headerErr(err)
+		var plain bool
+		if resp, plain = readPlainHead(c.br, r); !plain {
+			resp, err = http.ReadResponse(c.br, r)
+			if err != nil {
+				return nil, true, c.headerErr(err)
+			}
 		}
 		code := resp.StatusCode
 		if code == http.StatusSwitchingProtocols {
@@ -345,8 +357,8 @@ func (c *directConn) roundTrip(r *http.Request, gz bool) (resp *http.Response, a
 		if code < 100 || code > 199 {
 			break
 		}
-		if trace != nil && trace.Got1xxResponse != nil {
-			if err = trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+		if got1xx != nil {
+			if err = got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
 				return nil, true, err
 			}
 			c.lr.left = directMaxHeader

@@ -88,7 +88,14 @@ type Gateway struct {
 	bodies    bodyHolds // request bodies held for the WAF, across reloads
 	proxy     http.Handler
 	upstreams *upstreams
-	tunnels   tunnels // open WebSockets, closed at the end of Run
+	// handover finishes the direct answers serveDirect does not write
+	// itself; buffers are the proxies' and serveDirect's copy buffers.
+	handover http.Handler
+	buffers  copyBuffers
+	// proxyAll sends every request through proxy, none through
+	// serveDirect: the reference serveDirect's tests hold it to.
+	proxyAll atomic.Bool
+	tunnels  tunnels // open WebSockets, closed at the end of Run
 
 	mu        sync.Mutex // guards fileStamp, eventsOut, closed
 	fileStamp string

@@ -235,6 +235,12 @@ type forward struct {
 	flagged *event
 	out     ownHeaders
 	fields  [5]string // the values of the fields Rewrite sets
+	// What serveDirect's request is made of: its URL, its body as the
+	// transport closes it (not at all), and the answer it hands to the
+	// reverse proxy to finish (handedOver).
+	url    url.URL
+	body   keptBody
+	answer *http.Response
 }
 
 // Value answers ctxKey with f, and any other key as the request's context.
@@ -408,6 +414,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		out = &tunnelWriter{ownHeaders: oh, g: g, fw: fw, endRequest: cancel}
 	}
+	if out == oh && !g.proxyAll.Load() && plainForward(r) {
+		g.serveDirect(oh, r, fw)
+		return
+	}
 	g.proxy.ServeHTTP(out, r.WithContext(ctx))
 }
 
@@ -577,18 +587,26 @@ var proxyHeaders = func() map[string]bool {
 	return m
 }()
 
-// stripClientHeaders drops the client's proxyHeaders, also when spelt with
-// underscores, which CGI, PHP, WSGI and Rack read as dashes.
+// stripClientHeaders drops the client's proxyHeaders (clientProxyHeader).
 func stripClientHeaders(h http.Header) {
 	for name := range h {
-		if proxyHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))] {
+		if clientProxyHeader(name) {
 			delete(h, name)
 		}
 	}
 }
 
+// clientProxyHeader reports whether a client's field is one of
+// proxyHeaders, also when spelt with underscores, which CGI, PHP, WSGI
+// and Rack read as dashes.
+func clientProxyHeader(name string) bool {
+	return proxyHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))]
+}
+
 // newProxy builds the reverse proxy into the mesh: the URL host is
-// "service:port", which the transport hands to dial.
+// "service:port", which the transport hands to dial. It also builds the
+// proxy that finishes the direct answers serveDirect hands over (see
+// proxy.go).
 func (g *Gateway) newProxy() *httputil.ReverseProxy {
 	dial := func(ctx context.Context, addr string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(addr)
@@ -612,98 +630,122 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			ForceAttemptHTTP2:     false,
 		}
 	}, &directPool{dial: dial, now: g.now})
+	g.handover = g.reverseProxy(handedOver{})
+	return g.reverseProxy(g.upstreams)
+}
+
+// reverseProxy is a reverse proxy into the mesh over t.
+func (g *Gateway) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Transport:  g.upstreams,
-		BufferPool: &copyBuffers{},
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			fw := pr.In.Context().Value(ctxKey{}).(*forward)
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = fw.route.upstream
-			pr.Out.Host = pr.In.Host
-			// Trailers arrive after the body, once the WAF has judged the
-			// request and its headers were stripped: a backend that merges
-			// them into its headers would read "X-Forwarded-For" or
-			// "X-Original-URL" the gateway never saw. None is forwarded.
-			pr.Out.Trailer = nil
-			if fw.check != nil {
-				// The response rules read text: the service may answer
-				// in gzip alone, which the transport asks for and
-				// decodes itself when the request names no coding (a
-				// client's "br, zstd" would be answered in codings
-				// the WAF cannot read, and refused).
-				pr.Out.Header.Del("Accept-Encoding")
-			}
-			stripClientHeaders(pr.Out.Header)
-			// Set, each the one value of its field, spelt as the header
-			// map holds them (a name in another case is canonicalised,
-			// a new string, on every request), the values in the
-			// forward's array (each field's slice its own, full: an
-			// Add copies it).
-			f, h := &fw.fields, pr.Out.Header
-			f[0], f[1], f[2], f[3], f[4] = fw.xff, "https", pr.In.Host, fw.ip, fw.reqID
-			h["X-Forwarded-For"] = f[0:1:1]
-			h["X-Forwarded-Proto"] = f[1:2:2]
-			h["X-Forwarded-Host"] = f[2:3:3]
-			h["X-Real-Ip"] = f[3:4:4]
-			h["X-Request-Id"] = f[4:5:5]
-		},
-		ModifyResponse: func(resp *http.Response) error {
-			if resp.StatusCode == http.StatusSwitchingProtocols {
-				if err := checkWebSocketAccept(resp); err != nil {
-					return err
-				}
-			}
-			fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
-			if fw != nil && fw.flagged != nil {
-				fw.flagged.status = resp.StatusCode
-				g.emit(fw.flagged)
-				fw.flagged = nil
-			}
-			if fw == nil || fw.check == nil {
-				return nil
-			}
-			rc := fw.check
-			v, err := rc.tx.Response(resp)
-			if err != nil {
-				return err
-			}
-			if v.Detected {
-				ev := rc.ev
-				ev.kind, ev.verdict = KindWAF, &v
-				if v.Block {
-					ev.reason, ev.status, ev.blocked = "response matched WAF rules", http.StatusForbidden, true
-					g.emit(&ev)
-					return errBlocked
-				}
-				ev.reason, ev.status = "response matched WAF rules (detection only)", resp.StatusCode
-				g.emit(&ev)
-			}
-			return nil
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			id := w.Header().Get("X-Request-ID")
-			fw, _ := r.Context().Value(ctxKey{}).(*forward)
-			if fw != nil {
-				id = fw.reqID // the header may have gone with a 1xx
-			}
-			if fw != nil && fw.flagged != nil {
-				fw.flagged.status = errorStatus(err)
-				g.emit(fw.flagged)
-				fw.flagged = nil
-			}
-			if errors.Is(err, errBlocked) {
-				http.Error(w, "forbidden\nrequest id: "+id, http.StatusForbidden)
-				return
-			}
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				http.Error(w, "request body too large\nrequest id: "+id, http.StatusRequestEntityTooLarge)
-				return
-			}
-			g.log.Warn("gateway: upstream failed", "request_id", id, "err", err)
-			http.Error(w, "bad gateway\nrequest id: "+id, http.StatusBadGateway)
-		},
+		Transport:      t,
+		BufferPool:     &g.buffers,
+		Rewrite:        rewrite,
+		ModifyResponse: g.modifyResponse,
+		ErrorHandler:   g.proxyError,
 	}
+}
+
+// rewrite sets what the proxy's request carries beyond the client's: the
+// upstream, the forwarded fields; forwardHeader is its twin for the
+// requests serveDirect sends.
+func rewrite(pr *httputil.ProxyRequest) {
+	fw := pr.In.Context().Value(ctxKey{}).(*forward)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = fw.route.upstream
+	pr.Out.Host = pr.In.Host
+	// Trailers arrive after the body, once the WAF has judged the
+	// request and its headers were stripped: a backend that merges
+	// them into its headers would read "X-Forwarded-For" or
+	// "X-Original-URL" the gateway never saw. None is forwarded.
+	pr.Out.Trailer = nil
+	if fw.check != nil {
+		// The response rules read text: the service may answer
+		// in gzip alone, which the transport asks for and
+		// decodes itself when the request names no coding (a
+		// client's "br, zstd" would be answered in codings
+		// the WAF cannot read, and refused).
+		pr.Out.Header.Del("Accept-Encoding")
+	}
+	stripClientHeaders(pr.Out.Header)
+	fw.setForwarded(pr.Out.Header, pr.In.Host)
+}
+
+// setForwarded sets the fields the gateway adds to a forwarded request,
+// each the one value of its field, spelt as the header map holds them (a
+// name in another case is canonicalised, a new string, on every request),
+// the values in the forward's array (each field's slice its own, full: an
+// Add copies it).
+func (fw *forward) setForwarded(h http.Header, host string) {
+	f := &fw.fields
+	f[0], f[1], f[2], f[3], f[4] = fw.xff, "https", host, fw.ip, fw.reqID
+	h["X-Forwarded-For"] = f[0:1:1]
+	h["X-Forwarded-Proto"] = f[1:2:2]
+	h["X-Forwarded-Host"] = f[2:3:3]
+	h["X-Real-Ip"] = f[3:4:4]
+	h["X-Request-Id"] = f[4:5:5]
+}
+
+// modifyResponse checks a 101's handshake, records a request flagged in
+// detection-only mode with its answer's status, and runs the WAF's
+// response phase.
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if err := checkWebSocketAccept(resp); err != nil {
+			return err
+		}
+	}
+	fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
+	if fw != nil && fw.flagged != nil {
+		fw.flagged.status = resp.StatusCode
+		g.emit(fw.flagged)
+		fw.flagged = nil
+	}
+	if fw == nil || fw.check == nil {
+		return nil
+	}
+	rc := fw.check
+	v, err := rc.tx.Response(resp)
+	if err != nil {
+		return err
+	}
+	if v.Detected {
+		ev := rc.ev
+		ev.kind, ev.verdict = KindWAF, &v
+		if v.Block {
+			ev.reason, ev.status, ev.blocked = "response matched WAF rules", http.StatusForbidden, true
+			g.emit(&ev)
+			return errBlocked
+		}
+		ev.reason, ev.status = "response matched WAF rules (detection only)", resp.StatusCode
+		g.emit(&ev)
+	}
+	return nil
+}
+
+// proxyError answers a request the service did not answer, or whose
+// answer the WAF refused.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	id := w.Header().Get("X-Request-ID")
+	fw, _ := r.Context().Value(ctxKey{}).(*forward)
+	if fw != nil {
+		id = fw.reqID // the header may have gone with a 1xx
+	}
+	if fw != nil && fw.flagged != nil {
+		fw.flagged.status = errorStatus(err)
+		g.emit(fw.flagged)
+		fw.flagged = nil
+	}
+	if errors.Is(err, errBlocked) {
+		http.Error(w, "forbidden\nrequest id: "+id, http.StatusForbidden)
+		return
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		http.Error(w, "request body too large\nrequest id: "+id, http.StatusRequestEntityTooLarge)
+		return
+	}
+	g.log.Warn("gateway: upstream failed", "request_id", id, "err", err)
+	http.Error(w, "bad gateway\nrequest id: "+id, http.StatusBadGateway)
 }
 
 // setOwnHeaders sets the fields the gateway puts on every answer: the
