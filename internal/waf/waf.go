@@ -342,6 +342,7 @@ func New(cfg Config) (*WAF, error) {
 		} else {
 			out.res = res
 			out.gate.Resolved, out.gate.Folded, out.gate.Consts = res.removed, res.folded, len(res.consts)
+			out.gate.Unrun = res.unrun
 			for _, g := range gates {
 				g.consts.Store(&res.consts)
 			}
@@ -457,6 +458,10 @@ type GateStats struct {
 	// and their Consts TX variables are set once at the start of each
 	// transaction instead.
 	Resolved, Folded, Consts int
+	// Unrun is the number of rules of phases no transaction runs (the
+	// response phases' without response inspection, the logging
+	// phase's), which the resolver also left out (phaseRuns).
+	Unrun int
 	// ConstsRead is how many of the Consts a rule left or moat's code
 	// reads at run time (txreads.go): the phase-1 gate sets those alone.
 	ConstsRead int
