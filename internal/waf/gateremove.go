@@ -105,20 +105,53 @@ func (a *rangesAt) of(tx plugintypes.TransactionState) *[][2]int {
 }
 
 // dropPhase1 removes from tx the ranges that name rules of phase 1
-// alone (see above): called in phase 2.
+// alone (see above): called in phase 2. Those the phase-1 gate added are
+// known by their place in the list (txMemo.p1Ranges, kept by flush);
+// any other range is looked up by its IDs' ranks.
 func (s *gateState) dropPhase1() {
 	rs := s.p.ranges.of(s.tx)
 	if rs == nil {
 		return
 	}
+	var from, to int
+	if m := memoOf(s.tx); m != nil {
+		from, to = m.p1Ranges[0], m.p1Ranges[1]
+		m.p1Ranges = [2]int{}
+	}
+	if to > len(*rs) {
+		from, to = 0, 0 // not the list flush saw: every range is looked up
+	}
 	kept := (*rs)[:0]
-	for _, rng := range *rs {
+	for i, rng := range *rs {
+		if i >= from && i < to {
+			continue
+		}
 		if !s.p.phase1Only(rng) {
 			kept = append(kept, rng)
 		}
 	}
 	clear((*rs)[len(kept):])
 	*rs = kept
+}
+
+// keepPhase1 records in tx's memo where the ranges the phase-1 gate has
+// just added lie in tx's list, from its length before (before): n of
+// them, all of phase 1 alone when p1 holds. Two flushes in phase 1 whose
+// ranges are not side by side, or a range naming a rule of another
+// phase, leave every range to be looked up.
+func (s *gateState) keepPhase1(before, n int, p1 bool) {
+	m := memoOf(s.tx)
+	if m == nil {
+		return
+	}
+	switch {
+	case !p1 || m.p1Ranges[1] != 0 && m.p1Ranges[1] != before:
+		m.p1Ranges = [2]int{-1, -1}
+	case m.p1Ranges[1] == 0:
+		m.p1Ranges = [2]int{before, before + n}
+	case m.p1Ranges[0] >= 0:
+		m.p1Ranges[1] = before + n
+	}
 }
 
 // phase1Only reports whether every rule whose ID is in rng is of phase
@@ -167,6 +200,7 @@ func (s *gateState) flush(rr ruleRemover, phase int) {
 	}
 	s.rng = s.rng[:0]
 	most, mostRules := 0, int32(-1)
+	p1 := true // every range names rules of phase 1 alone
 	for i := 0; i < len(s.removed); i++ {
 		if !s.removed[i] {
 			continue
@@ -184,15 +218,25 @@ func (s *gateState) flush(rr ruleRemover, phase int) {
 				most, mostRules = len(s.rng), n
 			}
 		}
+		p1 = p1 && s.p.inPhase[0][j+1]-s.p.inPhase[0][i] == int32(j+1-i)
 		s.rng = append(s.rng, [2]int{s.p.ids[i], s.p.ids[j]})
 		clear(s.removed[i : j+1])
 		i = j
 	}
 	s.any = false
+	before := -1
+	if phase == 1 {
+		if rs := s.p.ranges.of(s.tx); rs != nil && any(rr) == any(s.tx) {
+			before = len(*rs)
+		}
+	}
 	rr.RemoveRuleByIDRange(s.rng[most][0], s.rng[most][1])
 	for i, rng := range s.rng {
 		if i != most {
 			rr.RemoveRuleByIDRange(rng[0], rng[1])
 		}
+	}
+	if before >= 0 {
+		s.keepPhase1(before, len(s.rng), p1)
 	}
 }

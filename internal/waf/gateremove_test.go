@@ -4,7 +4,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"testing"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 )
 
 // TestGateDropPhase1: once phase 2 has begun, the phase-2 gate drops
@@ -47,6 +50,85 @@ SecRule REQUEST_METHOD "@streq GET" "id:1000032,phase:2,deny,status:403,log"
 	}
 	if !kept {
 		t.Error("the ctl's range over phases 1 and 2 was dropped")
+	}
+}
+
+// TestGateDropPhase1Known: the phase-2 gate knows the phase-1 gate's
+// ranges by their place in the transaction's list (txMemo.p1Ranges),
+// after a route exclusion's range (Begin) and before a phase-1 ctl's, and
+// drops them without looking them up; the exclusion's range, which
+// names rules of phase 2, and the ctl's stay. Fails when the place is
+// not kept, or is off by one at either end (the exclusion's or the
+// ctl's range is dropped).
+func TestGateDropPhase1Known(t *testing.T) {
+	w, err := New(Config{Directives: `
+SecRule REQUEST_METHOD "@streq GET" "id:1000030,phase:1,pass,nolog,ctl:ruleRemoveById=1000031-1000032"
+SecRule REQUEST_METHOD "@streq GET" "id:1000031,phase:1,deny,status:403,log"
+SecRule REQUEST_METHOD "@streq GET" "id:1000032,phase:2,deny,status:403,log"
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ex, err := NewExclusions([]string{"942000-942999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := w.Begin(ex)
+	defer x.Close()
+	if x.err != nil {
+		t.Fatal(x.err)
+	}
+	p := x.w.plan
+	if p == nil || p.ranges == nil {
+		t.Fatal("no gate, or the transaction's ranges were not found")
+	}
+	tx := x.tx
+	tx.ProcessConnection("127.0.0.1", 4000, "", 0)
+	tx.ProcessURI("/products?id=42&sort=price", "GET", "HTTP/1.1")
+	tx.AddRequestHeader("Host", "localhost")
+	tx.AddRequestHeader("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36")
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		t.Fatalf("phase 1 interrupted: %+v", it)
+	}
+	st, ok := tx.(plugintypes.TransactionState)
+	if !ok {
+		t.Fatal("Coraza transaction has no state")
+	}
+	rs := p.ranges.of(st)
+	m := memoOf(st)
+	if rs == nil || m == nil {
+		t.Fatal("no ranges or no memo")
+	}
+	from, to := m.p1Ranges[0], m.p1Ranges[1]
+	if from != 1 || to <= from || to >= len(*rs) {
+		t.Fatalf("phase-1 gate's ranges at [%d, %d) of %v, want from 1 to before the ctl's", from, to, *rs)
+	}
+	ctl := slices.Index(*rs, [2]int{1000031, 1000032})
+	if (*rs)[0] != [2]int{942000, 942999} || ctl < to {
+		t.Errorf("exclusion's range %v, ctl's at %d of %v", (*rs)[0], ctl, *rs)
+	}
+	for _, rng := range (*rs)[from:to] {
+		if !p.phase1Only(rng) {
+			t.Errorf("phase-1 gate's range %v names a rule of another phase", rng)
+		}
+	}
+	if _, err := tx.ProcessRequestBody(); err != nil {
+		t.Fatal(err)
+	}
+	if it := tx.Interruption(); it != nil {
+		t.Errorf("refused by %d", it.RuleID)
+	}
+	if (*rs)[0] != [2]int{942000, 942999} || (*rs)[1] != [2]int{1000031, 1000032} {
+		t.Errorf("phase 2's ranges %v, want the exclusion's and the ctl's first", *rs)
+	}
+	for _, rng := range *rs {
+		if p.phase1Only(rng) {
+			t.Errorf("range %v names rules of phase 1 only, in phase 2", rng)
+		}
+	}
+	if m.p1Ranges != [2]int{} {
+		t.Errorf("p1Ranges %v left after phase 2", m.p1Ranges)
 	}
 }
 
