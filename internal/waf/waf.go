@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -692,12 +693,20 @@ func (w *WAF) Begin(ex *Exclusions) *Tx {
 		}
 		return full.Begin(ex)
 	}
-	tx := w.waf.NewTransaction()
+	tx := w.waf.NewTransactionWithID(txID())
 	if ex != nil {
 		ex.apply(tx)
 	}
 	beginMemo(tx)
 	return &Tx{w: w, tx: tx, ex: ex}
+}
+
+// txID is a new transaction's ID (Coraza's UNIQUE_ID, which CRS's
+// sampling hashes, and its debug log's tx_id): 64 random bits in hex.
+// Coraza's own draws 19 letters one by one, some 2k instructions a
+// transaction.
+func txID() string {
+	return strconv.FormatUint(rand.Uint64(), 16)
 }
 
 // Close ends the transaction. Safe to call more than once.
