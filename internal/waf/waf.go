@@ -777,6 +777,9 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return t.verdict(), nil
 	}
+	if st, ok := tx.(plugintypes.TransactionState); ok && t.w.plan != nil {
+		t.w.plan.endPhase1(st)
+	}
 	bodied := false
 	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody && t.ex.inspects(r.Header.Get("Content-Type")) {
 		bodied = true
