@@ -240,6 +240,9 @@ type gatePlan struct {
 	// 1 or 2 (gateremove.go).
 	ranges  *rangesAt
 	inPhase [2][]int32
+	// early[rank]: a rule of phase 2 that may run before the phase-2
+	// gate, or that gate (gateremove.go).
+	early []bool
 	// deferredTargets: the phase-2 gate files target removals of phase
 	// 1 (gatetargets.go), so a route that excludes it takes the
 	// unresolved rule set.

@@ -24,7 +24,14 @@ import (
 // of the phases before the gate's: they have run, and Coraza evaluates
 // a rule in its own phase only, so removing them changes nothing; the
 // runs then reach over the rules of phase 1 that CRS and moat
-// interleave with those of phase 2.
+// interleave with those of phase 2. The phase-1 gate's may name the
+// rules of the phases after it too, when they are taken out of the
+// transaction before phase 2 begins (endPhase1, which Tx.Request calls
+// once phase 1 is over, and the phase-2 gate, dropPhase1, for a
+// transaction driven otherwise): its ranges, some twenty when they
+// stopped at every rule of phase 2, are then a handful, one between
+// each two rules phase 1 runs. Only the rules of phase 2 that may run
+// before the phase-2 gate, and the gate itself, end them (early).
 //
 // The ranges a transaction holds are read for every rule of every phase
 // after they were added, the phase-1 gate's (some twenty) for each of
@@ -37,7 +44,8 @@ import (
 // rule of another phase, or a marker, stays.
 
 // planRanks numbers the rule set's IDs (ids, every rule's of every
-// phase; phases, each one's phase) in order, for flush.
+// phase in the rule set's order, the gates' phases planned; phases, each
+// one's phase) in order, for flush.
 func (p *gatePlan) planRanks(ids []int, phases map[int]int) {
 	sorted := slices.Clone(ids)
 	slices.Sort(sorted)
@@ -56,6 +64,21 @@ func (p *gatePlan) planRanks(ids []int, phases map[int]int) {
 			if phases[id] == ph+1 {
 				p.inPhase[ph][i+1]++
 			}
+		}
+	}
+	// ids is in the rule set's order: the rules of phase 2 up to its
+	// first gate, and its gates, are early.
+	p.early = make([]bool, len(sorted))
+	gated := false
+	for _, id := range ids {
+		if phases[id] != 2 {
+			continue
+		}
+		if p.gatePhase[id] == 2 {
+			p.early[p.rank[id]] = true
+			gated = true
+		} else if !gated {
+			p.early[p.rank[id]] = true
 		}
 	}
 }
@@ -105,20 +128,45 @@ func (a *rangesAt) of(tx plugintypes.TransactionState) *[][2]int {
 }
 
 // dropPhase1 removes from tx the ranges that name rules of phase 1
-// alone (see above): called in phase 2.
+// alone, and the phase-1 gate's (see above): called in phase 2. The
+// phase-1 gate's are known by their place in the list (txMemo.p1Ranges,
+// kept by flush), and are usually gone already (endPhase1); any other
+// range is looked up by its IDs' ranks.
 func (s *gateState) dropPhase1() {
 	rs := s.p.ranges.of(s.tx)
 	if rs == nil {
 		return
 	}
+	var from, to int
+	if m := memoOf(s.tx); m != nil {
+		from, to = m.p1Ranges[0], m.p1Ranges[1]
+		m.p1Ranges = [2]int{}
+	}
 	kept := (*rs)[:0]
-	for _, rng := range *rs {
+	for i, rng := range *rs {
+		if i >= from && i < to {
+			continue
+		}
 		if !s.p.phase1Only(rng) {
 			kept = append(kept, rng)
 		}
 	}
 	clear((*rs)[len(kept):])
 	*rs = kept
+}
+
+// endPhase1 removes the phase-1 gate's ranges from tx once phase 1 is
+// over, before Coraza evaluates any rule of phase 2 (Tx.Request): they
+// may name rules of later phases (flush), and no rule of phase 2 must
+// meet them, nor read past them.
+func (p *gatePlan) endPhase1(tx plugintypes.TransactionState) {
+	m := memoOf(tx)
+	rs := p.ranges.of(tx)
+	if m == nil || rs == nil || m.p1Ranges[1] == 0 {
+		return
+	}
+	*rs = slices.Delete(*rs, m.p1Ranges[0], m.p1Ranges[1])
+	m.p1Ranges = [2]int{}
 }
 
 // phase1Only reports whether every rule whose ID is in rng is of phase
@@ -165,6 +213,20 @@ func (s *gateState) flush(rr ruleRemover, phase int) {
 	if !s.any {
 		return
 	}
+	// The phase-1 gate's ranges run on over the rules of later phases
+	// (but those of phase 2 before its gate, early) when their place in
+	// the transaction's list is kept for them to be removed before
+	// phase 2 (endPhase1, dropPhase1): once, in a transaction Begin
+	// started.
+	var m *txMemo
+	before := -1
+	if phase == 1 {
+		if rs := s.p.ranges.of(s.tx); rs != nil && any(rr) == any(s.tx) {
+			if m = memoOf(s.tx); m != nil && m.p1Ranges == [2]int{} {
+				before = len(*rs)
+			}
+		}
+	}
 	s.rng = s.rng[:0]
 	most, mostRules := 0, int32(-1)
 	for i := 0; i < len(s.removed); i++ {
@@ -175,7 +237,7 @@ func (s *gateState) flush(rr ruleRemover, phase int) {
 		for k := i + 1; k < len(s.removed); k++ {
 			if s.removed[k] {
 				j = k
-			} else if pk := s.p.phase[k]; pk < 1 || pk >= phase {
+			} else if pk := s.p.phase[k]; pk < 1 || pk >= phase && (before < 0 || pk == phase || s.p.early[k]) {
 				break
 			}
 		}
@@ -194,5 +256,8 @@ func (s *gateState) flush(rr ruleRemover, phase int) {
 		if i != most {
 			rr.RemoveRuleByIDRange(rng[0], rng[1])
 		}
+	}
+	if before >= 0 {
+		m.p1Ranges = [2]int{before, before + len(s.rng)}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/macro"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
 )
 
@@ -78,6 +79,7 @@ type resolution struct {
 	responses bool
 	removed   int // rules removed from the rule set
 	markers   int // SecMarkers removed: no skipAfter left names them (idleMarkers)
+	unrun     int // rules removed because no transaction runs their phase (phaseRuns)
 	folded    int // of them, always-matching rules whose setvars were folded
 	merged    int // of them, always-matching rules whose setvars were merged into the rule before
 	// anchors are the rules whose exclusion would change what was
@@ -231,6 +233,11 @@ func resolve(w coraza.WAF) (*resolution, error) {
 			res.markers++
 			continue
 		}
+		if r.phase != 0 && !phaseRuns(r.phase, responses) {
+			// Never evaluated, but walked past in every phase that is.
+			res.unrun++
+			continue
+		}
 		switch {
 		case r.folded:
 			res.anchors[r.id] = nil
@@ -267,6 +274,23 @@ func resolve(w coraza.WAF) (*resolution, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// phaseRuns reports whether a transaction runs the rules of phase (1 to
+// 5): the request phases always; the response phases only when some
+// response may be inspected (responses, see Tx.Response); the logging
+// phase never (see Tx.Close). Coraza walks its whole rule list in every
+// phase it runs, so the rules of a phase never run cost each request
+// the walk past them (a 400-byte rule each, phases 1 and 2): the
+// resolver leaves them out.
+func phaseRuns(phase int, responses bool) bool {
+	switch types.RulePhase(phase) {
+	case types.PhaseRequestHeaders, types.PhaseRequestBody:
+		return true
+	case types.PhaseResponseHeaders, types.PhaseResponseBody:
+		return responses
+	}
+	return false
 }
 
 type resolver struct {

@@ -328,3 +328,44 @@ SecRule TX:t_word "@streq AB" "id:1000042,phase:1,deny,status:403,log,t:none,t:l
 		t.Errorf("%+v, want refused by 1000041", v)
 	}
 }
+
+// Coraza walks its whole rule list in every phase it runs: the resolver
+// leaves out the rules of the phases no transaction runs, the response
+// phases' without response inspection and the logging phase's always,
+// and keeps the response phases' when a response may be inspected. Fails
+// while they are kept (the rule list held 165 such rules at CRS 4.25).
+func TestResolveUnrunPhases(t *testing.T) {
+	count := func(cfg Config) (map[int]int, GateStats) {
+		t.Helper()
+		w, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		rules, err := corazaRules(w.waf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byPhase := map[int]int{}
+		for i := range rules.Len() {
+			ph, err := intField(rules.Index(i), "Phase_")
+			if err != nil {
+				t.Fatal(err)
+			}
+			byPhase[ph]++
+		}
+		return byPhase, w.GateStats()
+	}
+	all, _ := count(Config{noResolve: true})
+	if all[3] == 0 || all[4] == 0 || all[5] == 0 {
+		t.Fatalf("loaded rule set has no rules of phase 3, 4 or 5: %v", all)
+	}
+	def, st := count(Config{})
+	if def[3]+def[4]+def[5] != 0 || st.Unrun != all[3]+all[4]+all[5] {
+		t.Errorf("default rule set keeps %v of phases 3, 4 and 5 (Unrun %d), want none", def, st.Unrun)
+	}
+	resp, st := count(Config{InspectResponses: true})
+	if resp[3] != all[3] || resp[4] != all[4] || resp[5] != 0 || st.Unrun != all[5] {
+		t.Errorf("with response inspection: %v (Unrun %d), want phases 3 and 4 as loaded (%d, %d) and none of 5", resp, st.Unrun, all[3], all[4])
+	}
+}

@@ -43,6 +43,10 @@ type txMemo struct {
 	// (gateState.resume, gateState.carry).
 	gate     *gateState
 	gateFrom int
+	// p1Ranges: the indices [from, to) in the transaction's removed
+	// ranges of those the phase-1 gate added, each naming rules of
+	// phase 1 alone (gateremove.go); to is 0 when there are none.
+	p1Ranges [2]int
 }
 
 type memoKey struct {
@@ -83,6 +87,7 @@ func endMemo(tx types.Transaction) {
 		clear(m.sqli)
 		clear(m.targets)
 		m.targets = m.targets[:0]
+		m.p1Ranges = [2]int{}
 		if m.gate != nil {
 			m.gate.release()
 			m.gate = nil

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/macro"
-	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
 )
 
@@ -89,7 +88,7 @@ func readConsts(rules reflect.Value, consts []txConst, responses bool) ([]txCons
 		if err != nil {
 			return consts, err
 		}
-		if p := types.RulePhase(ph); p == types.PhaseLogging || !responses && (p == types.PhaseResponseHeaders || p == types.PhaseResponseBody) {
+		if ph != 0 && !phaseRuns(ph, responses) {
 			continue
 		}
 		if h := evalHolderOf(rules.Index(i)); h != nil {

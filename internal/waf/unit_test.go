@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 )
 
 func TestDecodeEvasions(t *testing.T) {
@@ -302,4 +304,25 @@ func FuzzAddressList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Each transaction Begin starts has an ID of its own, which is its
+// UNIQUE_ID (CRS's sampling hashes it): 100 transactions, 100 IDs.
+func TestTransactionIDs(t *testing.T) {
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	seen := map[string]bool{}
+	for range 100 {
+		tx := w.Begin(nil)
+		id := tx.tx.ID()
+		uid := tx.tx.(plugintypes.TransactionState).Variables().UniqueID().Get()
+		tx.Close()
+		if id == "" || uid != id || seen[id] {
+			t.Fatalf("transaction ID %q, UNIQUE_ID %q, seen before %v", id, uid, seen[id])
+		}
+		seen[id] = true
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -342,6 +343,7 @@ func New(cfg Config) (*WAF, error) {
 		} else {
 			out.res = res
 			out.gate.Resolved, out.gate.Folded, out.gate.Consts = res.removed, res.folded, len(res.consts)
+			out.gate.Unrun = res.unrun
 			for _, g := range gates {
 				g.consts.Store(&res.consts)
 			}
@@ -457,6 +459,10 @@ type GateStats struct {
 	// and their Consts TX variables are set once at the start of each
 	// transaction instead.
 	Resolved, Folded, Consts int
+	// Unrun is the number of rules of phases no transaction runs (the
+	// response phases' without response inspection, the logging
+	// phase's), which the resolver also left out (phaseRuns).
+	Unrun int
 	// ConstsRead is how many of the Consts a rule left or moat's code
 	// reads at run time (txreads.go): the phase-1 gate sets those alone.
 	ConstsRead int
@@ -687,12 +693,20 @@ func (w *WAF) Begin(ex *Exclusions) *Tx {
 		}
 		return full.Begin(ex)
 	}
-	tx := w.waf.NewTransaction()
+	tx := w.waf.NewTransactionWithID(txID())
 	if ex != nil {
 		ex.apply(tx)
 	}
 	beginMemo(tx)
 	return &Tx{w: w, tx: tx, ex: ex}
+}
+
+// txID is a new transaction's ID (Coraza's UNIQUE_ID, which CRS's
+// sampling hashes, and its debug log's tx_id): 64 random bits in hex.
+// Coraza's own draws 19 letters one by one, some 2k instructions a
+// transaction.
+func txID() string {
+	return strconv.FormatUint(rand.Uint64(), 16)
 }
 
 // Close ends the transaction. Safe to call more than once.
@@ -762,6 +776,9 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 	}
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return t.verdict(), nil
+	}
+	if st, ok := tx.(plugintypes.TransactionState); ok && t.w.plan != nil {
+		t.w.plan.endPhase1(st)
 	}
 	bodied := false
 	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody && t.ex.inspects(r.Header.Get("Content-Type")) {
