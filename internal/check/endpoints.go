@@ -510,13 +510,14 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		add(e)
 	}
 	// A MemoryDB cluster, like an ElastiCache one, answers in its subnet
-	// group's subnets behind its groups and takes no public address.
+	// group's subnets behind its groups and takes no public address; its
+	// port, unset, is 6379 whichever engine it runs.
 	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group", "aws_memorydb_cluster"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r, Ports: []int{enginePort(r, 6379)}}
 			e.Subnets = m.groupSubnets(e, r, "subnet_group_name")
 			m.attachSGs(e, r.Values, "security_group_ids")
-			if portKnown(r) {
+			if portKnown(r) || typ == "aws_memorydb_cluster" && !unknown(r.Values, "port") {
 				e.Listens = listensOn(e.Ports)
 			}
 			add(e)
@@ -669,13 +670,17 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	m.transferServers(byType, add)
 	// DocumentDB has no public-access setting: its instances are reached
-	// only through their VPC, so they matter for paths from peers.
+	// only through their VPC, so they matter for paths from peers. An
+	// instance answers on its cluster's port alone (27017 unless set).
 	for _, r := range byType["aws_docdb_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Subnets = m.groupSubnets(e, c, "db_subnet_group_name")
 			e.Ports = []int{num(c.Values, "port", 27017)}
+			if !unknown(c.Values, "port") {
+				e.Listens = listensOn(e.Ports)
+			}
 		}
 		add(e)
 	}
