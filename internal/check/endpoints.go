@@ -523,6 +523,25 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			add(e)
 		}
 	}
+	// An ElastiCache serverless cache is interfaces in its subnets (when
+	// it names none, default subnets of the default VPC) behind its groups
+	// (the VPC's default group when it names none), answering its
+	// engine's port and the next, which serves reads from replicas: 6379
+	// and 6380, or Memcached's 11211 and 11212. It takes no public address.
+	for _, r := range byType["aws_elasticache_serverless_cache"] {
+		e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r, Ports: []int{6379, 6380}}
+		if has(r.Values, "subnet_ids") {
+			e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
+		} else {
+			e.Unplaced = noSubnetNamed
+		}
+		m.attachSGs(e, r.Values, "security_group_ids")
+		if p, ok := tf.EnginePort(str(r.Values, "engine")); ok && !unknown(r.Values, "engine") {
+			e.Ports = []int{p, p + 1}
+			e.Listens = listensOn(e.Ports)
+		}
+		add(e)
+	}
 	for _, r := range byType["aws_redshift_cluster"] {
 		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 5439)}}
 		e.Subnets = m.groupSubnets(e, r, "cluster_subnet_group_name")
