@@ -95,4 +95,21 @@ resource "aws_vpc_endpoint" "sqs" {
 	if got := activeOn(rep, RuleNotEvaluated, "aws_vpc_endpoint.sqs"); len(got) != 0 {
 		t.Errorf("an endpoint to an AWS service is noted: %+v", got)
 	}
+
+	// Balancers not known statically are said to be so.
+	rep = checkSource(t, strings.Replace(endpointServiceConsumer, "network_load_balancer_arns = [aws_lb.nlb.arn]", "network_load_balancer_arns = var.balancers", 1)+`
+variable "balancers" {
+  type = list(string)
+}
+resource "aws_vpc_endpoint" "db" {
+  vpc_id            = aws_vpc.consumer.id
+  service_name      = aws_vpc_endpoint_service.db.service_name
+  vpc_endpoint_type = "Interface"
+  subnet_ids        = [aws_subnet.consumer.id]
+}
+`)
+	got = activeOn(rep, RuleNotEvaluated, "aws_vpc_endpoint.db")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "its network load balancers (not known statically) forward") {
+		t.Errorf("notes on the consumer endpoint of a service whose balancers are not known statically: %+v", got)
+	}
 }

@@ -534,7 +534,13 @@ func (m *Model) endpointConsumers(byType map[string][]*tf.Resource) {
 		}
 		for _, s := range svcs {
 			lbs := "its network load balancers (not known statically) forward"
-			if refs := strList(s.Values, "network_load_balancer_arns"); len(refs) > 0 && !unknown(s.Values, "network_load_balancer_arns") {
+			refs := strList(s.Values, "network_load_balancer_arns")
+			unk, _ := unknownRefs(s.Values, "network_load_balancer_arns")
+			unk = unk || unknown(s.Values, "network_load_balancer_arns")
+			if len(refs) == 0 && !unk {
+				continue // a Gateway Load Balancer's service, which takes no interface endpoint
+			}
+			if len(refs) > 0 && !unk {
 				var names []string
 				for _, ref := range refs {
 					names = append(names, m.addr(ref))
