@@ -227,6 +227,7 @@ func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
 	m.publicBalancers(byType, f)
 	m.restAPIs(byType, f)
 	m.endpointServices(byType, f)
+	m.endpointConsumers(byType)
 	m.httpAPIs(byType, f)
 	m.distributions(byType, f)
 	m.accelerators(byType, f)
@@ -503,6 +504,53 @@ func (m *Model) endpointServices(byType map[string][]*tf.Resource, f *frontModel
 				via = Source{Name: name, Set: setOf(allAddresses...), SGs: map[string]bool{}}
 			}
 			m.publishLB(f, lb, nil, front, hop, via, svc.Address, assumed)
+		}
+	}
+}
+
+// endpointConsumers notes each interface endpoint connected to a VPC
+// endpoint service of the project (its service_name the service's, or one
+// not known statically that can only be): the endpoint's subnets hold the
+// service's door in the consumer's network, whose sources reach what the
+// service's network load balancers forward to, which is not evaluated.
+// An endpoint of type GatewayLoadBalancer is an inspection hop, read with
+// the routes that name it (inspector).
+func (m *Model) endpointConsumers(byType map[string][]*tf.Resource) {
+	for _, r := range byType["aws_vpc_endpoint"] {
+		if !unknown(r.Values, "vpc_endpoint_type") && !strings.EqualFold(str(r.Values, "vpc_endpoint_type"), "Interface") {
+			continue
+		}
+		var svcs []*tf.Resource
+		if s := m.lookup(str(r.Values, "service_name")); s != nil && s.Type == "aws_vpc_endpoint_service" {
+			svcs = append(svcs, s)
+		} else if unk, from := unknownRefs(r.Values, "service_name"); unk {
+			for _, ref := range from {
+				for _, s := range byType["aws_vpc_endpoint_service"] {
+					if s.Address == ref || strings.HasPrefix(s.Address, ref+"[") {
+						svcs = append(svcs, s)
+					}
+				}
+			}
+		}
+		for _, s := range svcs {
+			lbs := "its network load balancers (not known statically) forward"
+			refs := strList(s.Values, "network_load_balancer_arns")
+			unk, _ := unknownRefs(s.Values, "network_load_balancer_arns")
+			unk = unk || unknown(s.Values, "network_load_balancer_arns")
+			if len(refs) == 0 && !unk {
+				continue // a Gateway Load Balancer's service, which takes no interface endpoint
+			}
+			if len(refs) > 0 && !unk {
+				var names []string
+				for _, ref := range refs {
+					names = append(names, m.addr(ref))
+				}
+				lbs = "its network load balancer " + names[0] + " forwards"
+				if len(names) > 1 {
+					lbs = "its network load balancers " + strings.Join(names, ", ") + " forward"
+				}
+			}
+			m.note(r, "connects the network of its subnets to VPC endpoint service %s: what %s to is reached from there through PrivateLink, which is not evaluated", s.Address, lbs)
 		}
 	}
 }

@@ -638,8 +638,12 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	// A scale set declares its interfaces inline (network_interface, or
 	// network_profile before azurerm 2.0), each with its own NSG; an
 	// ip_configuration with a public_ip_address block gives every
-	// instance a public IP (Basic unless a public IP prefix of the
-	// Standard SKU is named, which this reads as Basic: fail open).
+	// instance a public IP: of the Standard SKU where the block's sku_name
+	// names it (Standard_Regional, Standard_Global: a scale set in
+	// Flexible orchestration), which admits nothing from the internet
+	// without an NSG; else read as Basic, open without one (a public IP
+	// prefix of the Standard SKU, or a sku_name not known statically, is
+	// read so too, reporting more than may be open).
 	for _, typ := range []string{"azurerm_linux_virtual_machine_scale_set", "azurerm_windows_virtual_machine_scale_set", "azurerm_orchestrated_virtual_machine_scale_set", "azurerm_virtual_machine_scale_set"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "scale set", Res: r, Azure: true}
@@ -654,6 +658,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			var all []nicNSG
 			var lb lbForward
 			var families []netip.Prefix
+			basic, guarded := false, false
 			for _, ni := range ifaces {
 				var n nicNSG
 				n.nsg = nsgs[m.addr(str(ni, "network_security_group_id"))]
@@ -666,6 +671,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 					}
 					if len(blocks(ipc, "public_ip_address")) > 0 || len(blocks(ipc, "public_ip_address_configuration")) > 0 || unknown(ipc, "public_ip_address") {
 						n.public = true
+						basic = basic || len(blocks(ipc, "public_ip_address_configuration")) > 0 || unknown(ipc, "public_ip_address")
+						for _, pip := range blocks(ipc, "public_ip_address") {
+							sku := str(pip, "sku_name")
+							basic = basic || unknown(pip, "sku_name") || !strings.HasPrefix(strings.ToLower(sku), "standard")
+						}
 						e.Public, e.Why = true, "public_ip_address of "+r.Address+" (one per instance)"
 						// Each instance's public IP is of its
 						// ip_configuration's version (IPv4 unless set).
@@ -711,8 +721,13 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				if n.nsg != nil && n.nsg.VPC == nil {
 					n.nsg.VPC = networkOf(e.Subnets, e.SubnetsMaybe)
 				}
+				guarded = guarded || n.nsg != nil
 				first = false
 			}
+			// Reached through public IPs of its own alone: one a
+			// load balancer forwards to is read as before, open
+			// without an NSG.
+			e.StandardIP = e.Public && !basic && !guarded && len(lb.ports) == 0
 			m.Endpoints = append(m.Endpoints, e)
 		}
 	}

@@ -40,6 +40,27 @@ func (m *Model) azurePrivateData(byType map[string][]*tf.Resource) {
 			m.Endpoints = append(m.Endpoints, e)
 		}
 	}
+	// A Premium cache injected into a subnet (subnet_id) answers there,
+	// behind the subnet's NSG, on its TLS port 6380 and, with its non-TLS
+	// port on (or not known statically), 6379; one with shards answers on
+	// their ports too (13000-13999, 15000-15999), so it is read as
+	// answering on any port.
+	for _, r := range byType["azurerm_redis_cache"] {
+		if !has(r.Values, "subnet_id") {
+			continue // reached at its public endpoint, by its firewall rules (AZ-NET-006)
+		}
+		e := &Endpoint{Addr: r.Address, Kind: "cache", Res: r, Azure: true, DataTier: true, Ports: []int{6380}}
+		for _, k := range []string{"enable_non_ssl_port", "non_ssl_port_enabled"} {
+			if unknown(r.Values, k) || boolean(r.Values, k, false) {
+				e.Ports = []int{6379, 6380}
+			}
+		}
+		if num(r.Values, "shard_count", 0) == 0 && !unknown(r.Values, "shard_count") {
+			e.Listens = listensOn(e.Ports)
+		}
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
+		m.Endpoints = append(m.Endpoints, e)
+	}
 	// A SQL managed instance is in its subnet, behind its NSG, on 1433;
 	// its public data endpoint (public_data_endpoint_enabled) answers on
 	// 3342 at a public address Azure gives it, behind that NSG too.

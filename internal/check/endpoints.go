@@ -510,17 +510,37 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		add(e)
 	}
 	// A MemoryDB cluster, like an ElastiCache one, answers in its subnet
-	// group's subnets behind its groups and takes no public address.
+	// group's subnets behind its groups and takes no public address; its
+	// port, unset, is 6379 whichever engine it runs.
 	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group", "aws_memorydb_cluster"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r, Ports: []int{enginePort(r, 6379)}}
 			e.Subnets = m.groupSubnets(e, r, "subnet_group_name")
 			m.attachSGs(e, r.Values, "security_group_ids")
-			if portKnown(r) {
+			if portKnown(r) || typ == "aws_memorydb_cluster" && !unknown(r.Values, "port") {
 				e.Listens = listensOn(e.Ports)
 			}
 			add(e)
 		}
+	}
+	// An ElastiCache serverless cache is interfaces in its subnets (when
+	// it names none, default subnets of the default VPC) behind its groups
+	// (the VPC's default group when it names none), answering its
+	// engine's port and the next, which serves reads from replicas: 6379
+	// and 6380, or Memcached's 11211 and 11212. It takes no public address.
+	for _, r := range byType["aws_elasticache_serverless_cache"] {
+		e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r, Ports: []int{6379, 6380}}
+		if has(r.Values, "subnet_ids") {
+			e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
+		} else {
+			e.Unplaced = noSubnetNamed
+		}
+		m.attachSGs(e, r.Values, "security_group_ids")
+		if p, ok := tf.EnginePort(str(r.Values, "engine")); ok && !unknown(r.Values, "engine") {
+			e.Ports = []int{p, p + 1}
+			e.Listens = listensOn(e.Ports)
+		}
+		add(e)
 	}
 	for _, r := range byType["aws_redshift_cluster"] {
 		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 5439)}}
@@ -669,13 +689,17 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	m.transferServers(byType, add)
 	// DocumentDB has no public-access setting: its instances are reached
-	// only through their VPC, so they matter for paths from peers.
+	// only through their VPC, so they matter for paths from peers. An
+	// instance answers on its cluster's port alone (27017 unless set).
 	for _, r := range byType["aws_docdb_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Subnets = m.groupSubnets(e, c, "db_subnet_group_name")
 			e.Ports = []int{num(c.Values, "port", 27017)}
+			if !unknown(c.Values, "port") {
+				e.Listens = listensOn(e.Ports)
+			}
 		}
 		add(e)
 	}

@@ -25,7 +25,7 @@ var modelledTypes = map[string]bool{
 	"aws_lb": true, "aws_alb": true, "aws_elb": true, "aws_apigatewayv2_vpc_link": true, "aws_vpc_endpoint": true,
 	// AWS: data stores.
 	"aws_db_instance": true, "aws_rds_cluster": true, "aws_rds_cluster_instance": true,
-	"aws_elasticache_cluster": true, "aws_elasticache_replication_group": true, "aws_memorydb_cluster": true, "aws_redshift_cluster": true, "aws_redshiftserverless_workgroup": true,
+	"aws_elasticache_cluster": true, "aws_elasticache_replication_group": true, "aws_elasticache_serverless_cache": true, "aws_memorydb_cluster": true, "aws_redshift_cluster": true, "aws_redshiftserverless_workgroup": true,
 	"aws_msk_cluster": true, "aws_dms_replication_instance": true, "aws_mq_broker": true,
 	"aws_docdb_cluster": true, "aws_docdb_cluster_instance": true, "aws_neptune_cluster": true,
 	"aws_neptune_cluster_instance": true, "aws_emr_cluster": true, "aws_batch_compute_environment": true,

@@ -278,8 +278,9 @@ func (in *instance) refFrom(t hcl.Traversal) []string {
 // idOnly reports whether what follows a resource's name in a reference
 // reads what identifies it: nothing (the resource as a whole, as in a splat
 // aws_route_table.private[*].id, whose .id is not part of the reference),
-// an instance key, then at most .id, .arn, .name or .alias (a private link
-// service's, which a private endpoint may name it by), or an address or host
+// an instance key, then at most .id, .arn, .name, .alias (a private link
+// service's, which a private endpoint may name it by) or .service_name (a
+// VPC endpoint service's, which an interface endpoint names it by), or an address or host
 // name it answers on (addressAttrs: a CloudFront origin's domain_name =
 // aws_lb.web.dns_name names that balancer). A name not known statically
 // (name = "${var.prefix}-vnet") still names that resource where another
@@ -298,7 +299,7 @@ func idOnly(rest hcl.Traversal) bool {
 		return true
 	case 1:
 		a, ok := rest[0].(hcl.TraverseAttr)
-		return ok && (a.Name == "id" || a.Name == "arn" || a.Name == "name" || a.Name == "alias" || addressAttrs[a.Name])
+		return ok && (a.Name == "id" || a.Name == "arn" || a.Name == "name" || a.Name == "alias" || a.Name == "service_name" || addressAttrs[a.Name])
 	case 3:
 		_, block := rest[0].(hcl.TraverseAttr)
 		_, index := rest[1].(hcl.TraverseIndex)
