@@ -280,6 +280,11 @@ type gatePlan struct {
 	// (gatecache.go); nil: none. hdrTests is the number of such tests.
 	hdr      *headerCache
 	hdrTests int
+	// selTests[k]: the tests of the rules that ask selector k's values
+	// rule by rule, when each has one (nil: not; gatecache.go);
+	// argSel[k]: k's values are argument texts the cache may answer for.
+	selTests [][]uint64
+	argSel   []bool
 	// counting: the passes add up their work (gateState.work) in work;
 	// set by tests only.
 	counting bool
@@ -1006,6 +1011,10 @@ type gateState struct {
 	hkeys  []headerKey
 	hdirty []bool
 	hbuf   []byte // sum's blocks
+	// hlook[vi]: argument text vi was looked up (lookArg); argsLooked:
+	// how many of the request's were.
+	hlook      []bool
+	argsLooked int
 	// looked: the request's headers are registered (lookHeaders); a
 	// pass that resumes another's does not look again, for the headers
 	// are all added before phase 1 and nothing changes them.
@@ -1060,6 +1069,8 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	}
 	s.selRead = s.selRead[:0]
 	s.hc = s.hc[:0]
+	s.hlook = s.hlook[:0]
+	s.argsLooked = 0
 	s.hbits = s.hbits[:0]
 	s.hkeys = s.hkeys[:0]
 	s.hdirty = s.hdirty[:0]
@@ -1197,7 +1208,7 @@ func (s *gateState) values(k int) []int {
 		// Its one value, as FindAll would hand it out in a list it
 		// allocates.
 		i := s.valueIndex(single.Get())
-		s.selHC[k] = s.hc[i] != 0
+		s.selHC[k] = s.loud(i, k)
 		s.sel[k] = append(s.sel[k], i)
 		return s.sel[k]
 	}
@@ -1223,7 +1234,7 @@ func (s *gateState) values(k int) []int {
 		if all, ascii := s.keyList(sel.v, col); len(all) <= keyMaxScan {
 			for _, md := range all {
 				if key := md.Key(); ascii && asciiKeyIs(key, sel.lower) || !ascii && sameKey(key, sel.lower) {
-					s.take(k, md.Value())
+					s.take(k, key, md.Value())
 				}
 			}
 			return s.sel[k]
@@ -1233,15 +1244,18 @@ func (s *gateState) values(k int) []int {
 		mds = s.findAll(sel.v, col)
 	}
 	for _, md := range mds {
-		s.take(k, md.Value())
+		s.take(k, md.Key(), md.Value())
 	}
 	return s.sel[k]
 }
 
-// take adds v to selector k's values.
-func (s *gateState) take(k int, v string) {
+// take adds v (under key) to selector k's values.
+func (s *gateState) take(k int, key, v string) {
 	i := s.valueIndex(v)
-	if s.hc[i] != 0 {
+	if s.p.hdr != nil && s.p.argSel[k] && !s.hlook[i] {
+		s.lookArg(i, key)
+	}
+	if s.loud(i, k) {
 		s.selHC[k] = true
 	}
 	s.sel[k] = append(s.sel[k], i)
@@ -1294,6 +1308,7 @@ func (s *gateState) valueIndex(v string) int {
 		s.mat = grown(s.mat, n)
 		s.bset = grown(s.bset, n)
 		s.hc = append(s.hc, 0)
+		s.hlook = append(s.hlook, false)
 	}
 	return i
 }
