@@ -1011,8 +1011,9 @@ type gateState struct {
 	hkeys  []headerKey
 	hdirty []bool
 	hbuf   []byte // sum's blocks
-	// hlook[vi]: argument text vi was looked up (lookArg); argsLooked:
-	// how many of the request's were.
+	// hlook[vi]: whether the cache answers for value vi (hc[vi]) is
+	// settled: it was looked up, or a selector took it; argsLooked: how
+	// many argument texts of the request were looked up (lookArg).
 	hlook      []bool
 	argsLooked int
 	// looked: the request's headers are registered (lookHeaders); a
@@ -1208,6 +1209,7 @@ func (s *gateState) values(k int) []int {
 		// Its one value, as FindAll would hand it out in a list it
 		// allocates.
 		i := s.valueIndex(single.Get())
+		s.hlook[i] = true
 		s.selHC[k] = s.loud(i, k)
 		s.sel[k] = append(s.sel[k], i)
 		return s.sel[k]
@@ -1252,8 +1254,16 @@ func (s *gateState) values(k int) []int {
 // take adds v (under key) to selector k's values.
 func (s *gateState) take(k int, key, v string) {
 	i := s.valueIndex(v)
-	if s.p.hdr != nil && s.p.argSel[k] && !s.hlook[i] {
-		s.lookArg(i, key)
+	if !s.hlook[i] {
+		// Whether the cache answers for v is settled here, before any
+		// selector takes it: a selector that took it as one the cache
+		// does not answer for reads its bytes with the others'
+		// (union), which leave out those it answers for.
+		if s.p.hdr != nil && s.p.argSel[k] {
+			s.lookArg(i, key)
+		} else {
+			s.hlook[i] = true
+		}
 	}
 	if s.loud(i, k) {
 		s.selHC[k] = true

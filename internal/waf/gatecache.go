@@ -296,9 +296,10 @@ func (s *gateState) lookHeaders() {
 				continue
 			}
 			vi := s.valueIndex(val)
-			if s.hc[vi] != 0 {
+			if s.hlook[vi] {
 				continue
 			}
+			s.hlook[vi] = true
 			looked++
 			k := s.sum(kind, name, val)
 			slot := s.cacheSlot(k)
