@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types/variables"
 )
 
@@ -184,4 +185,47 @@ func FuzzArgCache(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestArgCacheSettled: a kept argument text that a selector of another
+// variable took first, as a value the cache does not answer for, stays
+// one when an argument selector takes it: that selector's bytes hold
+// it, and a later look-up would have its rules ask it neither through
+// them nor on its own.
+func TestArgCacheSettled(t *testing.T) {
+	w := countingWAFs(t, headerCacheEntries)[0]
+	const v = "a quiet comment"
+	for range 3 {
+		workOf(t, w, formRequest("", "comment="+url.QueryEscape(v)))
+	}
+	if !hasArg(w, v) {
+		t.Fatalf("%q is not kept", v)
+	}
+	p := w.plan
+	find := func(rv variables.RuleVariable) int {
+		k := slices.IndexFunc(p.selectors, func(sel gateSelector) bool {
+			return sel.v == rv && sel.key == "" && sel.keyRx == nil && !sel.count
+		})
+		if k < 0 {
+			t.Fatalf("no selector of all of %s", rv.Name())
+		}
+		return k
+	}
+	args, headers := find(variables.Args), find(variables.RequestHeaders)
+	tx := w.Begin(nil)
+	defer tx.Close()
+	for _, order := range [][2]int{{headers, args}, {args, headers}} {
+		s := &gateState{valIdx: map[strID]int{}}
+		s.reset(p, tx.tx.(plugintypes.TransactionState))
+		s.take(order[0], "comment", v)
+		vi := s.sel[order[0]][0]
+		first := s.hc[vi]
+		s.take(order[1], "comment", v)
+		if s.hc[vi] != first {
+			t.Errorf("taken by %s, then %s: answered for by the cache %v, then %v", p.selectors[order[0]].v.Name(), p.selectors[order[1]].v.Name(), first != 0, s.hc[vi] != 0)
+		}
+		if want := order[0] == args; (first != 0) != want {
+			t.Errorf("taken by %s first: answered for by the cache %v, want %v", p.selectors[order[0]].v.Name(), first != 0, want)
+		}
+	}
 }
