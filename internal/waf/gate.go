@@ -283,6 +283,11 @@ type gatePlan struct {
 	// (gatecache.go); nil: none. hdrTests is the number of such tests.
 	hdr      *headerCache
 	hdrTests int
+	// selTests[k]: the tests of the rules that ask selector k's values
+	// rule by rule, when each has one (nil: not; gatecache.go);
+	// argSel[k]: k's values are argument texts the cache may answer for.
+	selTests [][]uint64
+	argSel   []bool
 	// counting: the passes add up their work (gateState.work) in work;
 	// set by tests only.
 	counting bool
@@ -1009,6 +1014,11 @@ type gateState struct {
 	hkeys  []headerKey
 	hdirty []bool
 	hbuf   []byte // sum's blocks
+	// hlook[vi]: whether the cache answers for value vi (hc[vi]) is
+	// settled: it was looked up, or a selector took it; argsLooked: how
+	// many argument texts of the request were looked up (lookArg).
+	hlook      []bool
+	argsLooked int
 	// looked: the request's headers are registered (lookHeaders); a
 	// pass that resumes another's does not look again, for the headers
 	// are all added before phase 1 and nothing changes them.
@@ -1063,6 +1073,8 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	}
 	s.selRead = s.selRead[:0]
 	s.hc = s.hc[:0]
+	s.hlook = s.hlook[:0]
+	s.argsLooked = 0
 	s.hbits = s.hbits[:0]
 	s.hkeys = s.hkeys[:0]
 	s.hdirty = s.hdirty[:0]
@@ -1200,7 +1212,8 @@ func (s *gateState) values(k int) []int {
 		// Its one value, as FindAll would hand it out in a list it
 		// allocates.
 		i := s.valueIndex(single.Get())
-		s.selHC[k] = s.hc[i] != 0
+		s.hlook[i] = true
+		s.selHC[k] = s.loud(i, k)
 		s.sel[k] = append(s.sel[k], i)
 		return s.sel[k]
 	}
@@ -1226,7 +1239,7 @@ func (s *gateState) values(k int) []int {
 		if all, ascii := s.keyList(sel.v, col); len(all) <= keyMaxScan {
 			for _, md := range all {
 				if key := md.Key(); ascii && asciiKeyIs(key, sel.lower) || !ascii && sameKey(key, sel.lower) {
-					s.take(k, md.Value())
+					s.take(k, key, md.Value())
 				}
 			}
 			return s.sel[k]
@@ -1236,15 +1249,26 @@ func (s *gateState) values(k int) []int {
 		mds = s.findAll(sel.v, col)
 	}
 	for _, md := range mds {
-		s.take(k, md.Value())
+		s.take(k, md.Key(), md.Value())
 	}
 	return s.sel[k]
 }
 
-// take adds v to selector k's values.
-func (s *gateState) take(k int, v string) {
+// take adds v (under key) to selector k's values.
+func (s *gateState) take(k int, key, v string) {
 	i := s.valueIndex(v)
-	if s.hc[i] != 0 {
+	if !s.hlook[i] {
+		// Whether the cache answers for v is settled here, before any
+		// selector takes it: a selector that took it as one the cache
+		// does not answer for reads its bytes with the others'
+		// (union), which leave out those it answers for.
+		if s.p.hdr != nil && s.p.argSel[k] {
+			s.lookArg(i, key)
+		} else {
+			s.hlook[i] = true
+		}
+	}
+	if s.loud(i, k) {
 		s.selHC[k] = true
 	}
 	s.sel[k] = append(s.sel[k], i)
@@ -1297,6 +1321,7 @@ func (s *gateState) valueIndex(v string) int {
 		s.mat = grown(s.mat, n)
 		s.bset = grown(s.bset, n)
 		s.hc = append(s.hc, 0)
+		s.hlook = append(s.hlook, false)
 	}
 	return i
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 
 	"github.com/corazawaf/coraza/v3/types/variables"
 )
@@ -46,8 +47,30 @@ import (
 //     a chain decided with what its first link writes, counts) are asked
 //     on every request, of cached values too.
 //
-// TestHeaderCacheDetection and FuzzHeaderCache hold verdicts, matched
-// rules and their matched values identical with and without the cache.
+// The arguments' names and values (ARGS, ARGS_GET, ARGS_POST, ARGS_PATH
+// and their _NAMES) are kept the same way, with two differences, for a
+// client sends the same names and mostly the same short values again (a
+// form's fields, ?page=2, ?sort=price) but also values seen once (a
+// search, an ID): an argument's text is looked up only when it is at most
+// argCacheMaxLen bytes long, at most argCacheMaxValues of a request's,
+// and never under a name credentialHeader refuses (password, token,
+// secret, key, session, ...: neither the value nor the name is kept);
+// and a text is kept only once a request has looked it up while a
+// request before had (the seen filter: one bit per keyed hash, cleared
+// as it fills), so that a text seen once costs its hash and one bit, and
+// is refused with the others by their bytes, as without the cache.
+//
+// A value the cache answers for is asked rule by rule, which for a test
+// that refuses it is a bit lookup where the bytes of all the values
+// together would have refused it at once. So a kept value that has
+// answered false to every test reading a selector (quiet, gatePlan.
+// selTests) is left out of that selector's rule-by-rule asking as it is
+// of its bytes: for those tests it is known to be no match, and for the
+// rule it is as if it were not there.
+//
+// TestHeaderCacheDetection, TestArgCacheDetection, FuzzHeaderCache and
+// FuzzArgCache hold verdicts, matched rules and their matched values
+// identical with and without the cache.
 
 const (
 	// headerCacheEntries bounds the values kept, over all shards: with a
@@ -63,6 +86,14 @@ const (
 	// headerCacheMaxName is the longest header name whose values are
 	// kept (credentialHeader reads names up to it).
 	headerCacheMaxName = 64
+	// argCacheMaxValues is the most argument names and values of one
+	// request the cache is asked about; argCacheMaxLen the longest.
+	argCacheMaxValues = 64
+	argCacheMaxLen    = 1024
+	// seenBits is the size of the seen filter, which is cleared once
+	// seenFull texts have been added to it.
+	seenBits = 1 << 16
+	seenFull = seenBits / 8
 )
 
 type headerKey [16]byte
@@ -73,6 +104,10 @@ type headerCache struct {
 	words    int          // of each bitset
 	perShard int
 	shards   [headerCacheShards]headerShard
+	// seen: one bit per argument text looked up and not kept (by its
+	// key's bits), seenAdds the bits set since it was last cleared.
+	seen     [seenBits / 64]atomic.Uint64
+	seenAdds atomic.Int64
 }
 
 type headerShard struct {
@@ -106,8 +141,9 @@ func (c *headerCache) shard(k headerKey) *headerShard {
 	return &c.shards[k[0]%headerCacheShards]
 }
 
-// load copies the bits kept for k into dst (2*words long), or zeros.
-func (c *headerCache) load(k headerKey, dst []uint64) {
+// load copies the bits kept for k into dst (2*words long), or zeros
+// when nothing is kept (false).
+func (c *headerCache) load(k headerKey, dst []uint64) bool {
 	sh := c.shard(k)
 	sh.mu.RLock()
 	e := sh.m[k]
@@ -116,6 +152,26 @@ func (c *headerCache) load(k headerKey, dst []uint64) {
 	if e == nil {
 		clear(dst)
 	}
+	return e != nil
+}
+
+// seenBefore reports whether k's bit in the seen filter is set, and
+// sets it. The filter only decides which texts are worth keeping: a
+// wrong answer costs work, never an answer.
+func (c *headerCache) seenBefore(k headerKey) bool {
+	i := binary.LittleEndian.Uint32(k[4:8]) % seenBits
+	w, b := &c.seen[i/64], uint64(1)<<(i%64)
+	if w.Load()&b != 0 {
+		return true
+	}
+	w.Or(b)
+	if c.seenAdds.Add(1) >= seenFull {
+		c.seenAdds.Store(0)
+		for j := range c.seen {
+			c.seen[j].Store(0)
+		}
+	}
+	return false
 }
 
 // store adds bits (as load fills them) to what is kept for k.
@@ -151,11 +207,12 @@ func (c *headerCache) len() int {
 	return n
 }
 
-// What a key is the hash of: a header's value (under its name) or a
-// header's name.
+// What a key is the hash of: a header's value (under its name), a
+// header's name, or an argument's name or value (its text alone).
 const (
 	headerValue = 1
 	headerName  = 2
+	argText     = 3
 )
 
 // sum is the cache key of a header value (kind headerValue, under name)
@@ -239,19 +296,75 @@ func (s *gateState) lookHeaders() {
 				continue
 			}
 			vi := s.valueIndex(val)
-			if s.hc[vi] != 0 {
+			if s.hlook[vi] {
 				continue
 			}
+			s.hlook[vi] = true
 			looked++
 			k := s.sum(kind, name, val)
-			slot := len(s.hkeys)
-			s.hkeys = append(s.hkeys, k)
-			s.hdirty = append(s.hdirty, false)
-			s.hbits = grown(s.hbits, w)
+			slot := s.cacheSlot(k)
 			c.load(k, s.hbits[slot*w:(slot+1)*w])
 			s.hc[vi] = int32(slot + 1)
 		}
 	}
+}
+
+// cacheSlot adds a slot for the value of key k to the pass's answers
+// and returns it.
+func (s *gateState) cacheSlot(k headerKey) int {
+	slot := len(s.hkeys)
+	s.hkeys = append(s.hkeys, k)
+	s.hdirty = append(s.hdirty, false)
+	s.hbits = grown(s.hbits, 2*s.p.hdr.words)
+	return slot
+}
+
+// lookArg looks argument text vi (a name, or a value under name) up in
+// the cache, once per request: a text kept, or one the seen filter says
+// a request before looked up, becomes one the cache answers for (the
+// latter asked rule by rule, and kept); any other is marked in the
+// filter and left to the bytes of all the values, as without the cache.
+func (s *gateState) lookArg(vi int, name string) {
+	s.hlook[vi] = true
+	v := s.vals[vi]
+	if s.hc[vi] != 0 || s.argsLooked == argCacheMaxValues || len(v) > argCacheMaxLen || credentialHeader(name) {
+		return
+	}
+	s.argsLooked++
+	if s.hbuf == nil {
+		s.hbuf = make([]byte, 32)
+	}
+	c := s.p.hdr
+	k := s.sum(argText, "", v)
+	slot := s.cacheSlot(k)
+	w := 2 * c.words
+	if !c.load(k, s.hbits[slot*w:(slot+1)*w]) && !c.seenBefore(k) {
+		s.hkeys, s.hdirty, s.hbits = s.hkeys[:slot], s.hdirty[:slot], s.hbits[:slot*w]
+		return
+	}
+	s.hc[vi] = int32(slot + 1)
+}
+
+// loud reports whether selector k must ask value vi rule by rule: the
+// cache answers for it (s.hc), and it is not known to answer false to
+// every test of the rules that ask k's values (gatePlan.selTests).
+func (s *gateState) loud(vi, k int) bool {
+	if s.hc[vi] == 0 {
+		return false
+	}
+	tests := s.p.selTests[k]
+	if tests == nil {
+		return true
+	}
+	w := s.p.hdr.words
+	base := int(s.hc[vi]-1) * 2 * w
+	asked, yes := s.hbits[base:base+w], s.hbits[base+w:base+2*w]
+	for j, t := range tests {
+		if t&^asked[j] != 0 || t&yes[j] != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // keepHeaders stores what this pass asked of the values the cache may
@@ -288,15 +401,16 @@ func (s *gateState) cachedMay(r *gateRule, vi int) bool {
 }
 
 // planHeaderTests numbers the tests (rules and chain links) whose answers
-// the cache keeps: those reading a request header's values or names
-// whose operator answers by the value alone. It returns how many.
+// the cache keeps: those reading a request header's or an argument's
+// values or names whose operator answers by the value alone. It returns
+// how many. It also works out each selector's selTests and argSel.
 func (p *gatePlan) planHeaderTests() int {
 	n := 0
 	var visit func(r *gateRule)
 	visit = func(r *gateRule) {
 		r.test = -1
 		if r.op != nil && !r.unclocked {
-			if _, ok := r.op.(proxyHeaderOp); !ok && p.readsHeaders(r) {
+			if _, ok := r.op.(proxyHeaderOp); !ok && p.readsCached(r) {
 				r.test = n
 				n++
 			}
@@ -310,16 +424,69 @@ func (p *gatePlan) planHeaderTests() int {
 			visit(&list[i])
 		}
 	}
+	p.planSelTests(n)
 	return n
 }
 
-// readsHeaders reports whether r reads a request header's values or
-// names (not their count).
-func (p *gatePlan) readsHeaders(r *gateRule) bool {
+// readsCached reports whether r reads the values or names (not the
+// count) of a request header or of an argument.
+func (p *gatePlan) readsCached(r *gateRule) bool {
 	for _, k := range r.sels {
-		if sel := p.selectors[k]; !sel.count && (sel.v == variables.RequestHeaders || sel.v == variables.RequestHeadersNames) {
+		if sel := p.selectors[k]; !sel.count && (cachedHeaders[sel.v] || cachedArgs[sel.v]) {
 			return true
 		}
 	}
 	return false
+}
+
+var cachedHeaders = map[variables.RuleVariable]bool{variables.RequestHeaders: true, variables.RequestHeadersNames: true}
+
+// cachedArgs: the variables whose values the cache answers for as
+// argument texts (lookArg).
+var cachedArgs = map[variables.RuleVariable]bool{
+	variables.Args: true, variables.ArgsGet: true, variables.ArgsPost: true, variables.ArgsPath: true,
+	variables.ArgsNames: true, variables.ArgsGetNames: true, variables.ArgsPostNames: true,
+}
+
+// planSelTests sets selTests[k] to the tests (of tests in all) of the
+// rules and links that ask selector k's values rule by rule (opMayMatch),
+// when each of them has one; nil when one has none, whose values the
+// cache answers for are then all asked. A chain decided with what its
+// first link writes, and a TX key reader, read their values themselves
+// (not through opMayMatch) and are not counted. argSel[k]: k's values are
+// argument texts.
+func (p *gatePlan) planSelTests(tests int) {
+	words := (tests + 63) / 64
+	p.selTests = make([][]uint64, len(p.selectors))
+	p.argSel = make([]bool, len(p.selectors))
+	untested := make([]bool, len(p.selectors))
+	for k, sel := range p.selectors {
+		p.argSel[k] = cachedArgs[sel.v] && !sel.count
+		p.selTests[k] = make([]uint64, words)
+	}
+	asks := func(r *gateRule) {
+		for _, k := range r.sels {
+			if r.test < 0 {
+				untested[k] = true
+			} else {
+				p.selTests[k][r.test/64] |= 1 << (r.test % 64)
+			}
+		}
+	}
+	for _, list := range p.after {
+		for i := range list {
+			r := &list[i]
+			if r.captured == nil && r.keys == nil && r.op != nil {
+				asks(r)
+			}
+			for j := range r.links {
+				asks(&r.links[j])
+			}
+		}
+	}
+	for k := range p.selTests {
+		if untested[k] || words == 0 {
+			p.selTests[k] = nil
+		}
+	}
 }

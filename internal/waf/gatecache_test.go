@@ -108,8 +108,8 @@ func rawRequest(t testing.TB, raw []byte) *http.Request {
 
 // TestHeaderCacheDetection: the request corpus (at the gateway's
 // defaults) gives the same verdicts, the same matched rules and the same
-// matched values with the header cache, cold and then warm, as without
-// it.
+// matched values with the cache, cold, then keeping the argument texts
+// seen before, then warm, as without it.
 func TestHeaderCacheDetection(t *testing.T) {
 	wafs, err := cacheWAFs()
 	if err != nil {
@@ -117,9 +117,11 @@ func TestHeaderCacheDetection(t *testing.T) {
 	}
 	inputs := corpusInputs(t, true)
 	diffs := make([]string, len(inputs))
-	// Twice: the first round fills the cache (the two workers racing
-	// over it), the second is answered from it.
-	for round := range 2 {
+	// Three times: the first round fills the cache with header values
+	// and marks argument texts seen (the two workers racing over it),
+	// the second keeps those texts and is answered from it for the
+	// headers, the third is answered from it for both.
+	for round := range 3 {
 		inParallel(len(inputs), func(i int) {
 			ra, rb := rawRequest(t, inputs[i]), rawRequest(t, inputs[i])
 			if ra == nil {

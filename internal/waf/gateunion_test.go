@@ -27,6 +27,8 @@ import (
 //     the same selectors through the chain's beginning before its last
 //     steps whose bytes are known (gatePlan.wholeUp) when the bytes
 //     there hold none of the bytes those steps act on;
+//   - the values the cache answers for (gatecache.go), which the gate
+//     asks on their own, are left out of both;
 //   - a selector of a collection of one value (REQUEST_URI,
 //     REQUEST_LINE, ...) reads that value, the very string FindAll
 //     hands Coraza.
@@ -61,7 +63,9 @@ func TestGateReads(t *testing.T) {
 		for slot := range int32(p.unions) {
 			var want byteSet
 			for _, vi := range s.values(p.unionSel[slot]) {
-				want.addAll(bytesOf(chainValue(p, p.unionNode[slot], s.vals[vi])))
+				if s.hc[vi] == 0 { // asked on its own (gatecache.go)
+					want.addAll(bytesOf(chainValue(p, p.unionNode[slot], s.vals[vi])))
+				}
 			}
 			if got := s.union(slot); got != want {
 				t.Fatalf("%q: slot %d (selector %+v, chain %d): bytes %v, want %v", trimInput(raw), slot, p.selectors[p.unionSel[slot]], p.unionNode[slot], got, want)
@@ -78,7 +82,9 @@ func TestGateReads(t *testing.T) {
 					t.Fatalf("whole slot %d of chain %d holds slot %d of chain %d", w, p.wholeNode[w], slot, p.unionNode[slot])
 				}
 				for _, vi := range s.values(p.unionSel[slot]) {
-					want.addAll(bytesOf(chainValue(p, p.unionNode[slot], s.vals[vi])))
+					if s.hc[vi] == 0 {
+						want.addAll(bytesOf(chainValue(p, p.unionNode[slot], s.vals[vi])))
+					}
 				}
 			}
 			if got := s.wholeBytes(w); got != want {
