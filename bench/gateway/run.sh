@@ -318,7 +318,7 @@ gw_pid() {
   case $1 in
     "moat WAF on") echo "$GW_ON" ;;
     "moat WAF off") echo "$GW_OFF" ;;
-    "base WAF on" | "base WAF off") echo "$GW_BASE" ;;
+    "base WAF on" | "base WAF off") echo "${GW_BASE:-}" ;;
   esac
 }
 # mem_mb PID FIELD: the process's VmRSS or VmHWM (peak RSS) in MB.
