@@ -83,3 +83,35 @@ func (c *capturing) CaptureField(i int, v string) {
 	}
 	c.fields = append(c.fields, v)
 }
+
+// TestPMCaptureNoPhrase: a rule that captures costs a value holding none
+// of its phrases no allocation (the table answers; the library's search,
+// which copies the value and allocates its iterator, runs only where a
+// phrase is).
+func TestPMCaptureNoPhrase(t *testing.T) {
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	tx := w.waf.NewTransaction()
+	defer tx.Close()
+	st := tx.(plugintypes.TransactionState)
+	value := "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36"
+	lists := 0
+	pmCache.Range(func(k, v any) bool {
+		o := v.(*pmOp)
+		cap := &capturing{TransactionState: st}
+		if o.dfa == nil || o.Evaluate(cap, value) {
+			return true
+		}
+		lists++
+		if n := testing.AllocsPerRun(100, func() { o.Evaluate(cap, value) }); n != 0 {
+			t.Errorf("phrase list %.60q, capturing, on a value without its phrases: %v allocations, want none", k, n)
+		}
+		return true
+	})
+	if lists < 10 {
+		t.Fatalf("%d phrase lists checked: want CRS's", lists)
+	}
+}
