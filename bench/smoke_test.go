@@ -56,7 +56,8 @@ var harnesses = []harness{
 			`(?m)^gen/xss cookie\s+attack\s+blocked\s+\d+ of\s+\d+`, `(?m)^gen/benign-rich-text json\s+benign\s+blocked\s+\d+ of\s+\d+`}},
 	{name: "gateway", script: []string{"bench/gateway/run.sh"}, env: []string{"SMOKE=1"},
 		want: []string{`benign GET\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x\s+\d+%`, `form POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `1 KB JSON POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`,
-			`blocked attack\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `moat \(WAF on\)\s+attacks blocked\s+\d+/\d+`, `nginx\+ModSecurity\s+attacks blocked\s+\d+/\d+`, `runs OWASP_CRS/[\d.]+`}},
+			`blocked attack\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `moat \(WAF on\)\s+attacks blocked\s+\d+/\d+`, `nginx\+ModSecurity\s+attacks blocked\s+\d+/\d+`, `runs OWASP_CRS/[\d.]+`,
+			`moat WAF on\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+`, `moat WAF off\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+`}},
 	// bench/mesh: real agents and control plane, HAProxy; ports come from
 	// the kernel or are found free, so it needs no namespace of its own.
 	{name: "mesh", script: []string{"bench/mesh/run.sh"}, env: []string{"SMOKE=1"},

@@ -313,8 +313,20 @@ server_pids() {
   esac
 }
 
+# gw_pid TARGET: moat's gateway process of that target (none for nginx).
+gw_pid() {
+  case $1 in
+    "moat WAF on") echo "$GW_ON" ;;
+    "moat WAF off") echo "$GW_OFF" ;;
+    "base WAF on" | "base WAF off") echo "${GW_BASE:-}" ;;
+  esac
+}
+# mem_mb PID FIELD: the process's VmRSS or VmHWM (peak RSS) in MB.
+mem_mb() { awk -v f="$2:" '$1==f {printf "%.0f", $2 / 1000}' "/proc/$1/status"; }
+
 # measure TARGET TYPE URL SCRIPT: one wrk run, one line in $W/results:
-# target|type|req/s|p50|p99|non-2xx|server CPU µs per request
+# target|type|req/s|p50|p99|non-2xx|server CPU µs per request|gateway
+# RSS MB after the run (moat only)
 measure() {
   local out rps p50 p99 non2xx prof= sp t0 t1 n cpu
   if [ -n "${PROFILE:-}" ] && [[ "$1" == "moat WAF o"* ]]; then
@@ -340,8 +352,11 @@ measure() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   [ -n "$rps" ] || fail "wrk printed no rate for $3: $out"
-  echo "$1|$2|$rps|$p50|$p99|${non2xx:-0}|$cpu" >>"$W/results"
-  printf "%-14s %-16s %10s req/s  p50 %8s  p99 %8s  non-2xx %-6s server CPU %6s µs/req\n" "$1" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu"
+  local gw rss=
+  gw=$(gw_pid "$1")
+  [ -z "$gw" ] || rss=$(mem_mb "$gw" VmRSS)
+  echo "$1|$2|$rps|$p50|$p99|${non2xx:-0}|$cpu|$rss" >>"$W/results"
+  printf "%-14s %-16s %10s req/s  p50 %8s  p99 %8s  non-2xx %-6s server CPU %6s µs/req%s\n" "$1" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu" "${rss:+  RSS $rss MB}"
 }
 
 attack='/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--'
@@ -354,6 +369,10 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # last TARGET TYPE COLUMN: that column of the newest result line.
 last() { awk -F'|' -v t="$1" -v y="$2" -v c="$3" '$1==t && $2==y {v=$c} END {print v}' "$W/results"; }
 echo "bench: load average (1, 5, 15 min) before the runs: $(loadavg)"
+declare -A RSS0
+for g in "moat WAF on" "moat WAF off" "base WAF on"; do
+  p=$(gw_pid "$g"); [ -n "$p" ] && RSS0[$g]=$(mem_mb "$p" VmRSS)
+done
 for rep in $(seq "$REPS"); do
   echo "-- repetition $rep (load average $(loadavg))"
   i=0
@@ -384,7 +403,7 @@ for rep in $(seq "$REPS"); do
 done
 echo "bench: load average (1, 5, 15 min) after the runs: $(loadavg)"
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else if (NR) printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 med() { awk -F'|' -v t="$1" -v y="$2" -v c="${3:-3}" '$1==t && $2==y {print $c}' "$W/results" | median; }
 if [ -n "$BASE" ]; then
   pmed() { awk -F'|' -v y="$1" -v c="$2" '$1==y {print $c}' "$W/pairs" | median; }
@@ -422,6 +441,15 @@ for t in "${types[@]}"; do
     printf "%-16s %12.0f %12.0f %12.0f %12.0f %11.2fx %11.0f%%\n", l, on, off, ms, np, (on ? ms/on : 0), (on ? 100*off/on : 0) }'
 done
 fi
+echo "== gateways' memory (MB): resident once serving, median resident after each request type's runs, peak resident (VmHWM) over the whole run"
+medrss() { local v; v=$(awk -F'|' -v t="$1" -v y="$2" '$1==t && $2==y {print $8}' "$W/results" | median | awk '{printf "%.0f", $1}'); echo "${v:--}"; }
+printf "%-14s %8s %8s %8s %8s %8s %8s\n" "gateway" "started" "GET" "form" "JSON" "attack" "peak"
+for g in "moat WAF on" "moat WAF off" "base WAF on"; do
+  p=$(gw_pid "$g"); [ -n "$p" ] || continue
+  label=$g; [ "$g" = "base WAF on" ] && label="base WAF $BASE_WAF"
+  printf "%-14s %8s %8s %8s %8s %8s %8s\n" "$label" "${RSS0[$g]}" "$(medrss "$label" "benign GET")" "$(medrss "$label" "form POST")" \
+    "$(medrss "$label" "1 KB JSON POST")" "$(medrss "$label" "blocked attack")" "$(mem_mb "$p" VmHWM)"
+done
 if [ "$BASE_WAF" = on ]; then
   blocked=$(awk -F'|' '$1=="moat WAF on" && $2=="blocked attack" {s+=$6} END {print s+0}' "$W/results")
   [ "$blocked" -gt 0 ] || fail "moat's WAF blocked none of the attack requests"

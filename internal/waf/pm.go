@@ -21,14 +21,38 @@ import (
 // one phrase occurs (no capture: every gated rule and most others) is
 // answered by an allocation-free automaton (litDFA); one that captures
 // gets Coraza's answer, leftmost-longest matches from the same library
-// Coraza uses, up to ten. TestPMEngines compares the two on CRS's
-// phrase lists.
+// Coraza uses, up to ten, searched for only in a value the automaton has
+// found a phrase in. TestPMEngines compares both answers with Coraza's on
+// CRS's phrase lists.
 type pmOp struct {
-	minLen  int
-	always  bool // an empty phrase: every value of minLen (0) matches
-	dfa     *litDFA
-	matcher ahocorasick.AhoCorasick
-	pick    *pickTest // the gate's quick test (nil: none)
+	minLen int
+	always bool // an empty phrase: every value of minLen (0) matches
+	dfa    *litDFA
+	pick   *pickTest // the gate's quick test (nil: none)
+
+	// matcher is the library's leftmost-longest search, as Coraza's @pm
+	// runs it, over phrases; for a list without a table (dfa nil) it is
+	// built on first use (matcherOnce).
+	matcher     ahocorasick.AhoCorasick
+	matcherOnce sync.Once
+	phrases     []string
+}
+
+// buildPM builds the library's matcher over phrases (lower case), in any
+// ASCII case; dfa picks its DFA over its NFA (faster, and much larger).
+func buildPM(phrases []string, dfa bool) ahocorasick.AhoCorasick {
+	b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{AsciiCaseInsensitive: true, MatchKind: ahocorasick.LeftMostLongestMatch, DFA: dfa})
+	return b.Build(phrases)
+}
+
+// search is the library's matcher.
+func (o *pmOp) search() *ahocorasick.AhoCorasick {
+	if o.dfa == nil {
+		o.matcherOnce.Do(func() {
+			o.matcher = buildPM(o.phrases, true)
+		})
+	}
+	return &o.matcher
 }
 
 // pmCache shares the compiled phrase lists between rules and rule sets.
@@ -69,11 +93,21 @@ func pmOf(key string, phrases []string) *pmOp {
 			o.minLen = len(p)
 		}
 	}
-	b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{AsciiCaseInsensitive: true, MatchKind: ahocorasick.LeftMostLongestMatch, DFA: true})
-	o.matcher = b.Build(phrases)
 	if !o.always {
 		o.dfa = newLitDFA(phrases, true, maxPhraseCells)
 		o.pick = newPickTest(phrases, true, false)
+	}
+	// Beside a table the library's matcher runs only where the table
+	// has found a phrase, to capture, and its NFA does. A list too large
+	// for a table is matched by the library alone, on every value, so
+	// with its DFA; built on the first value, since the only such list
+	// of CRS (php-errors.data, 29 MB of DFA) is a response rule's, which
+	// no transaction runs unless responses are inspected. The lists'
+	// DFAs held 60 MB of the default rule set's 83 MB of heap, their
+	// NFAs beside the tables hold under 3.
+	o.phrases = phrases
+	if o.dfa != nil {
+		o.matcher = buildPM(phrases, false)
 	}
 	got, _ := pmCache.LoadOrStore(key, o)
 	return got.(*pmOp)
@@ -114,10 +148,13 @@ func (o *pmOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 		if o.dfa != nil {
 			return o.dfa.contains(value)
 		}
-		return o.matcher.Iter(value).Next() != nil
+		return o.search().Iter(value).Next() != nil
+	}
+	if o.dfa != nil && !o.dfa.contains(value) {
+		return false
 	}
 	n := 0
-	for it := o.matcher.Iter(value); n < 10; n++ {
+	for it := o.search().Iter(value); n < 10; n++ {
 		m := it.Next()
 		if m == nil {
 			break
