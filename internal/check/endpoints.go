@@ -495,6 +495,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r}
 		e.Subnets = m.groupSubnets(e, r, "db_subnet_group_name")
 		if c := clusters[m.addr(str(r.Values, "cluster_identifier"))]; c != nil {
+			e.For = c.Address
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Ports = []int{enginePort(c, 3306)}
 			if portKnown(c) {
@@ -694,6 +695,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_docdb_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
+			e.For = c.Address
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Subnets = m.groupSubnets(e, c, "db_subnet_group_name")
 			e.Ports = []int{num(c.Values, "port", 27017)}
@@ -707,6 +709,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "neptune", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 8182)}}
 		e.Subnets = m.groupSubnets(e, r, "neptune_subnet_group_name")
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
+			e.For = c.Address
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			if len(e.Subnets) == 0 {
 				e.Subnets = m.groupSubnets(e, c, "neptune_subnet_group_name")
@@ -1028,4 +1031,33 @@ func (m *Model) nodeGroups(byType map[string][]*tf.Resource, templates map[strin
 		m.publicIP(e, vals, r.Values)
 		m.Endpoints = append(m.Endpoints, e)
 	}
+}
+
+// clusterEndpoint is the endpoint of an RDS, DocumentDB or Neptune
+// cluster with no instance declared (nil for any other resource): it
+// answers in its subnet group's subnets (default subnets of the default
+// VPC when it names none), behind its groups, on its engine's port. It
+// is not in the model's endpoints, as the instances that answer there are
+// not in the scanned code; --reach answers for it on its address.
+func (m *Model) clusterEndpoint(r *tf.Resource) *Endpoint {
+	var group string
+	var port int
+	known := !unknown(r.Values, "port")
+	switch r.Type {
+	case "aws_rds_cluster":
+		group, port, known = "db_subnet_group_name", enginePort(r, 3306), portKnown(r)
+	case "aws_docdb_cluster":
+		group, port = "db_subnet_group_name", num(r.Values, "port", 27017)
+	case "aws_neptune_cluster":
+		group, port = "neptune_subnet_group_name", num(r.Values, "port", 8182)
+	default:
+		return nil
+	}
+	e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Ports: []int{port}}
+	e.Subnets = m.groupSubnets(e, r, group)
+	m.attachSGs(e, r.Values, "vpc_security_group_ids")
+	if known {
+		e.Listens = listensOn(e.Ports)
+	}
+	return e
 }
