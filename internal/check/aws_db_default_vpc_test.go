@@ -10,8 +10,9 @@ import (
 // groups are of a VPC the code declares, is said to be rejected
 // (CHECK-003), naming the groups' VPC: AWS refuses groups of another VPC
 // than the subnets', so the apply fails. It was read in the default VPC
-// in silence. With its subnet group named, or a group not of a declared
-// VPC, it is no such finding.
+// in silence. With its subnet group named, as a read replica of the
+// region that takes its source's, or a group not known statically, it is
+// no such finding.
 func TestDBNoSubnetGroupCustomVPC(t *testing.T) {
 	const base = `
 resource "aws_vpc" "main" {
@@ -57,6 +58,18 @@ resource "aws_rds_cluster_instance" "one" {
   engine                 = "postgres"
   instance_class         = "db.t3.micro"
   db_subnet_group_name   = aws_db_subnet_group.db.name
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+`, "aws_db_instance.orders", false},
+		{"read replica", `resource "aws_db_instance" "source" {
+  engine                 = "postgres"
+  instance_class         = "db.t3.micro"
+  db_subnet_group_name   = aws_db_subnet_group.db.name
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+resource "aws_db_instance" "orders" {
+  instance_class         = "db.t3.micro"
+  replicate_source_db    = aws_db_instance.source.identifier
   vpc_security_group_ids = [aws_security_group.db.id]
 }
 `, "aws_db_instance.orders", false},

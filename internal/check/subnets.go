@@ -155,13 +155,16 @@ var defaultPlaced = []struct{ typ, group, sgs string }{
 // rejectDefaultPlaced reports a data store that names no subnet group,
 // which AWS places in the default VPC, but whose security groups are all
 // of VPCs the code declares (aws_vpc): AWS refuses security groups of a
-// VPC other than its subnets', so the apply fails. A group or subnet
-// group not known statically, or a group of a VPC the code does not
+// VPC other than its subnets', so the apply fails. A read replica or a
+// replication group's member, which takes its source's subnet group, a
+// group or subnet group not known statically, or a group of a VPC the code does not
 // declare (which may be the default one), is not judged.
 func (m *Model) rejectDefaultPlaced(byType map[string][]*tf.Resource) {
 	for _, d := range defaultPlaced {
 		for _, r := range byType[d.typ] {
-			if has(r.Values, d.group) {
+			// A replica of an instance of the region, or a member of a
+			// replication group, takes its source's subnet group.
+			if has(r.Values, d.group) || has(r.Values, "replicate_source_db") || has(r.Values, "replication_group_id") {
 				continue
 			}
 			refs, unk := strs(r.Values, d.sgs)
