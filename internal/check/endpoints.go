@@ -487,6 +487,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		add(e)
 	}
 	clusters := map[string]*tf.Resource{}
+	withInstances := map[string]bool{}
 	for _, r := range byType["aws_rds_cluster"] {
 		clusters[r.Address] = r
 		m.sgsOf(strList(r.Values, "vpc_security_group_ids"))
@@ -496,6 +497,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e.Subnets = m.groupSubnets(e, r, "db_subnet_group_name")
 		if c := clusters[m.addr(str(r.Values, "cluster_identifier"))]; c != nil {
 			e.For = c.Address
+			withInstances[c.Address] = true
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Ports = []int{enginePort(c, 3306)}
 			if portKnown(c) {
@@ -509,6 +511,14 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
+	}
+	// An Aurora Serverless v1 cluster takes no instances: it answers at
+	// its own endpoint, in its subnet group behind its groups, never
+	// publicly.
+	for _, r := range byType["aws_rds_cluster"] {
+		if !withInstances[r.Address] && !unknown(r.Values, "engine_mode") && strings.EqualFold(str(r.Values, "engine_mode"), "serverless") {
+			add(m.clusterEndpoint(r))
+		}
 	}
 	// A MemoryDB cluster, like an ElastiCache one, answers in its subnet
 	// group's subnets behind its groups and takes no public address; its
@@ -1037,8 +1047,9 @@ func (m *Model) nodeGroups(byType map[string][]*tf.Resource, templates map[strin
 // cluster with no instance declared (nil for any other resource): it
 // answers in its subnet group's subnets (default subnets of the default
 // VPC when it names none), behind its groups, on its engine's port. It
-// is not in the model's endpoints, as the instances that answer there are
-// not in the scanned code; --reach answers for it on its address.
+// is in the model's endpoints only for an Aurora Serverless v1 cluster,
+// which takes no instances; for others, the instances that answer there
+// are not in the scanned code, and --reach answers for it on its address.
 func (m *Model) clusterEndpoint(r *tf.Resource) *Endpoint {
 	var group string
 	var port int
