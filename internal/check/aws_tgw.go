@@ -20,11 +20,33 @@ type tgwTables struct {
 	vpcOf  map[string]string     // attachment → VPC address
 }
 
-// tgwRoute sends dest to an attachment, or drops it (blackhole).
+// tgwRoute sends dest to an attachment, or drops it (blackhole). A
+// static route (aws_ec2_transit_gateway_route, a blackhole too) wins over
+// a propagated one for the same prefix, as AWS ranks them; a more
+// specific route wins over both (tgwOverridden).
 type tgwRoute struct {
 	dest      netip.Prefix
 	att       string
 	blackhole bool
+	static    bool
+}
+
+// tgwOverridden reports whether, in a table of routes, route r carries
+// none of region (a part of r.dest) to VPC to: a route that outranks it
+// (more specific, or as specific and static where r is propagated) and
+// holds the whole region drops it or sends it elsewhere. Routes that
+// together, but none alone, hold the region are not read as overriding.
+func tgwOverridden(routes []tgwRoute, r tgwRoute, region netip.Prefix, to string, vpcOf map[string]string) bool {
+	for _, w := range routes {
+		if w == r || !w.blackhole && vpcOf[w.att] == to {
+			continue
+		}
+		outranks := w.dest.Bits() > r.dest.Bits() || w.dest.Bits() == r.dest.Bits() && w.static && !r.static
+		if outranks && w.dest.Bits() <= region.Bits() && w.dest.Contains(region.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // buildTGWPeerings joins the transit gateways of the project that
@@ -178,7 +200,7 @@ func (m *Model) buildTGWTables(byType map[string][]*tf.Resource) {
 			unread[tableTGW[table]] = r.Address + ": its destination or attachment is not known statically"
 			continue
 		}
-		t.routes[table] = append(t.routes[table], tgwRoute{dest: dest.Masked(), att: m.addr(str(r.Values, "transit_gateway_attachment_id")), blackhole: boolean(r.Values, "blackhole", false)})
+		t.routes[table] = append(t.routes[table], tgwRoute{dest: dest.Masked(), att: m.addr(str(r.Values, "transit_gateway_attachment_id")), blackhole: boolean(r.Values, "blackhole", false), static: true})
 	}
 	for g, why := range unread {
 		delete(m.tgwRead, g)
@@ -225,12 +247,20 @@ func (m *Model) tgwJoins(tgw string, a, b *VPC) bool {
 			if fv != from.Addr {
 				continue
 			}
-			for _, r := range t.routes[t.assoc[fa]] {
+			table := t.routes[t.assoc[fa]]
+			for _, r := range table {
 				if r.blackhole || t.vpcOf[r.att] != to.Addr {
 					continue
 				}
 				for _, c := range to.CIDRs {
-					if r.dest.Overlaps(c) {
+					if !r.dest.Overlaps(c) {
+						continue
+					}
+					region := r.dest
+					if c.Bits() > region.Bits() {
+						region = c
+					}
+					if !tgwOverridden(table, r, region, to.Addr, t.vpcOf) {
 						return true
 					}
 				}

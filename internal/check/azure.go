@@ -640,10 +640,17 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	// ip_configuration with a public_ip_address block gives every
 	// instance a public IP: of the Standard SKU where the block's sku_name
 	// names it (Standard_Regional, Standard_Global: a scale set in
-	// Flexible orchestration), which admits nothing from the internet
-	// without an NSG; else read as Basic, open without one (a public IP
-	// prefix of the Standard SKU, or a sku_name not known statically, is
-	// read so too, reporting more than may be open).
+	// Flexible orchestration) or, with no sku_name, where it takes its
+	// addresses from a public IP prefix of the project (public_ip_prefix_id),
+	// whose SKU, Standard unless set, its addresses have; such an IP admits
+	// nothing from the internet without an NSG. Else it is read as Basic,
+	// open without one (a sku_name or a prefix, or its sku, not known
+	// statically, or a prefix not in the code, is read so too: worst case).
+	prefixes := map[string]bool{}
+	for _, r := range byType["azurerm_public_ip_prefix"] {
+		sku := str(r.Values, "sku")
+		prefixes[r.Address] = !unknown(r.Values, "sku") && (sku == "" || strings.HasPrefix(strings.ToLower(sku), "standard"))
+	}
 	for _, typ := range []string{"azurerm_linux_virtual_machine_scale_set", "azurerm_windows_virtual_machine_scale_set", "azurerm_orchestrated_virtual_machine_scale_set", "azurerm_virtual_machine_scale_set"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "scale set", Res: r, Azure: true}
@@ -673,8 +680,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 						n.public = true
 						basic = basic || len(blocks(ipc, "public_ip_address_configuration")) > 0 || unknown(ipc, "public_ip_address")
 						for _, pip := range blocks(ipc, "public_ip_address") {
-							sku := str(pip, "sku_name")
-							basic = basic || unknown(pip, "sku_name") || !strings.HasPrefix(strings.ToLower(sku), "standard")
+							basic = basic || !m.scaleSetIPStandard(pip, prefixes)
 						}
 						e.Public, e.Why = true, "public_ip_address of "+r.Address+" (one per instance)"
 						// Each instance's public IP is of its
@@ -1428,4 +1434,20 @@ func (m *Model) azureSpaceAssumed(vnets map[string]*VPC) {
 // v, whose address space is not known statically, assumed.
 func spaceAssumedText(v *VPC) string {
 	return "the address space of " + v.Addr + " is not known statically: the VirtualNetwork tag is assumed to hold every private range and its subnets' known ranges"
+}
+
+// scaleSetIPStandard reports whether the instance public IPs of a scale
+// set's public_ip_address block are known to be of the Standard SKU: its
+// sku_name names it, or, with none, public_ip_prefix_id names a prefix of
+// the project that is (prefixes, by address).
+func (m *Model) scaleSetIPStandard(pip map[string]any, prefixes map[string]bool) bool {
+	switch {
+	case unknown(pip, "sku_name"):
+		return false
+	case has(pip, "sku_name"):
+		return strings.HasPrefix(strings.ToLower(str(pip, "sku_name")), "standard")
+	case !has(pip, "public_ip_prefix_id") || unknown(pip, "public_ip_prefix_id"):
+		return false
+	}
+	return prefixes[m.addr(str(pip, "public_ip_prefix_id"))]
 }

@@ -80,3 +80,36 @@ func TestRedisInjectedInSubnet(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisInjectedPublicAccess checks how AZ-NET-006 reads a cache that
+// names a subnet. Azure takes public_network_access_enabled to have no
+// effect on a cache injected into a subnet, which is not publicly
+// addressable: on or unset, it is no finding. A subnet_id not known
+// statically that may be null (a variable) leaves the cache maybe outside
+// any subnet, at its public endpoint with no firewall rule: it is read
+// so, and the finding says why; it was taken as injected and passed over.
+func TestRedisInjectedPublicAccess(t *testing.T) {
+	const addr = "azurerm_redis_cache.sessions"
+	off := `  public_network_access_enabled = false
+`
+	for _, tc := range []struct {
+		name, old, new string
+		want           bool
+	}{
+		{"injected, access unset", off, "", false},
+		{"injected, access on", off, "  public_network_access_enabled = true\n", false},
+		{"subnet from a variable", "  subnet_id                     = azurerm_subnet.cache.id\n" + off,
+			"  subnet_id = var.cache_subnet\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(redisInjected, tc.old, tc.new, 1) + "variable \"cache_subnet\" {}\n"
+			got := activeOn(checkSource(t, src), RuleAzServiceOpen, addr)
+			switch {
+			case !tc.want && len(got) != 0:
+				t.Errorf("AZ-NET-006 on %s, injected into a subnet: %+v", addr, got)
+			case tc.want && (len(got) != 1 || !strings.Contains(got[0].Message, "subnet_id is not known statically")):
+				t.Errorf("AZ-NET-006 on %s with subnet_id from a variable: %d findings, want one saying subnet_id is not known statically: %+v", addr, len(got), got)
+			}
+		})
+	}
+}

@@ -487,6 +487,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		add(e)
 	}
 	clusters := map[string]*tf.Resource{}
+	withInstances := map[string]bool{}
 	for _, r := range byType["aws_rds_cluster"] {
 		clusters[r.Address] = r
 		m.sgsOf(strList(r.Values, "vpc_security_group_ids"))
@@ -495,6 +496,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r}
 		e.Subnets = m.groupSubnets(e, r, "db_subnet_group_name")
 		if c := clusters[m.addr(str(r.Values, "cluster_identifier"))]; c != nil {
+			e.For = c.Address
+			withInstances[c.Address] = true
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Ports = []int{enginePort(c, 3306)}
 			if portKnown(c) {
@@ -508,6 +511,14 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
+	}
+	// An Aurora Serverless v1 cluster takes no instances: it answers at
+	// its own endpoint, in its subnet group behind its groups, never
+	// publicly.
+	for _, r := range byType["aws_rds_cluster"] {
+		if !withInstances[r.Address] && !unknown(r.Values, "engine_mode") && strings.EqualFold(str(r.Values, "engine_mode"), "serverless") {
+			add(m.clusterEndpoint(r))
+		}
 	}
 	// A MemoryDB cluster, like an ElastiCache one, answers in its subnet
 	// group's subnets behind its groups and takes no public address; its
@@ -694,6 +705,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_docdb_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
+			e.For = c.Address
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Subnets = m.groupSubnets(e, c, "db_subnet_group_name")
 			e.Ports = []int{num(c.Values, "port", 27017)}
@@ -707,6 +719,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "neptune", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 8182)}}
 		e.Subnets = m.groupSubnets(e, r, "neptune_subnet_group_name")
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
+			e.For = c.Address
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			if len(e.Subnets) == 0 {
 				e.Subnets = m.groupSubnets(e, c, "neptune_subnet_group_name")
@@ -1028,4 +1041,34 @@ func (m *Model) nodeGroups(byType map[string][]*tf.Resource, templates map[strin
 		m.publicIP(e, vals, r.Values)
 		m.Endpoints = append(m.Endpoints, e)
 	}
+}
+
+// clusterEndpoint is the endpoint of an RDS, DocumentDB or Neptune
+// cluster with no instance declared (nil for any other resource): it
+// answers in its subnet group's subnets (default subnets of the default
+// VPC when it names none), behind its groups, on its engine's port. It
+// is in the model's endpoints only for an Aurora Serverless v1 cluster,
+// which takes no instances; for others, the instances that answer there
+// are not in the scanned code, and --reach answers for it on its address.
+func (m *Model) clusterEndpoint(r *tf.Resource) *Endpoint {
+	var group string
+	var port int
+	known := !unknown(r.Values, "port")
+	switch r.Type {
+	case "aws_rds_cluster":
+		group, port, known = "db_subnet_group_name", enginePort(r, 3306), portKnown(r)
+	case "aws_docdb_cluster":
+		group, port = "db_subnet_group_name", num(r.Values, "port", 27017)
+	case "aws_neptune_cluster":
+		group, port = "neptune_subnet_group_name", num(r.Values, "port", 8182)
+	default:
+		return nil
+	}
+	e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Ports: []int{port}}
+	e.Subnets = m.groupSubnets(e, r, group)
+	m.attachSGs(e, r.Values, "vpc_security_group_ids")
+	if known {
+		e.Listens = listensOn(e.Ports)
+	}
+	return e
 }

@@ -720,6 +720,7 @@ func build(p *tf.Project) *Model {
 	m.frontDoors(byType)
 	m.buildAzure(byType)
 	m.rejectSubnetsOutside(byType)
+	m.rejectDefaultPlaced(byType)
 	m.rejectStringLists(byType)
 	m.buildFlowLogs(byType["aws_flow_log"])
 	m.noteUnmodelled(m.Resources)

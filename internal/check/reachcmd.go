@@ -23,7 +23,16 @@ type Access struct {
 	Port    int      `json:"port,omitempty"`
 	Path    []Hop    `json:"path"`
 	Assumed []string `json:"assumed,omitempty"` // what was read at its most permissive
+	// Target, when set, is what the access is to in place of the
+	// resource asked about: an instance of a cluster, a private endpoint
+	// of a service, or the cluster's endpoint when no instance of it is
+	// declared.
+	Target string `json:"target,omitempty"`
 }
+
+// clusterNoInstance names a cluster's endpoint that --reach answers for
+// when no instance of the cluster is declared.
+const clusterNoInstance = " (the cluster's endpoint: no instance of it is declared)"
 
 // Reachability answers the auditor's question about the resource at
 // address: every source — the internet, each other network joined by
@@ -45,13 +54,32 @@ func Reachability(ctx context.Context, cfg Config, address string) ([]Access, er
 			continue
 		}
 		m := BuildProject(proj)
+		hit := false
 		for _, e := range m.Endpoints {
 			if e.Addr != address && e.For != address {
 				continue
 			}
-			found = true
-			out = append(out, m.accessTo(e)...)
+			hit = true
+			acc := m.accessTo(e)
+			if e.Addr != address {
+				for i := range acc {
+					acc[i].Target = e.Addr
+				}
+			}
+			out = append(out, acc...)
 		}
+		// A cluster with no instance declared answers at its endpoint.
+		if r := m.byRef[address]; !hit && r != nil && r.Address == address {
+			if e := m.clusterEndpoint(r); e != nil {
+				hit = true
+				acc := m.accessTo(e)
+				for i := range acc {
+					acc[i].Target = address + clusterNoInstance
+				}
+				out = append(out, acc...)
+			}
+		}
+		found = found || hit
 	}
 	if !found {
 		return nil, fmt.Errorf("check: --reach %s: no resource with that address that traffic can be sent to (an instance, load balancer, database, cache, node group …) in %s", address, strings.Join(cfg.Paths, ", "))
@@ -306,6 +334,9 @@ func WriteAccess(w io.Writer, address string, acc []Access, format string) error
 				text = a.Proto + " " + strings.Join(ports, ", ")
 			}
 			fmt.Fprintf(w, "    %s from %s\n      path: %s\n", text, flow.PrintableText(a.Range), pathLine(a.Path))
+			if a.Target != "" {
+				fmt.Fprintf(w, "      answered for %s\n", flow.PrintableText(a.Target))
+			}
 			for _, s := range a.Assumed {
 				fmt.Fprintf(w, "      assumed: %s\n", flow.PrintableText(s))
 			}

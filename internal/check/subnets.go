@@ -138,3 +138,54 @@ func (m *Model) rejectStringLists(byType map[string][]*tf.Resource) {
 		}
 	}
 }
+
+// defaultPlaced holds, for each data store AWS places in default subnets
+// of the default VPC when it names no subnet group, the attribute that
+// names its subnet group and the one that names its security groups.
+var defaultPlaced = []struct{ typ, group, sgs string }{
+	{"aws_db_instance", "db_subnet_group_name", "vpc_security_group_ids"},
+	{"aws_rds_cluster", "db_subnet_group_name", "vpc_security_group_ids"},
+	{"aws_docdb_cluster", "db_subnet_group_name", "vpc_security_group_ids"},
+	{"aws_neptune_cluster", "neptune_subnet_group_name", "vpc_security_group_ids"},
+	{"aws_elasticache_cluster", "subnet_group_name", "security_group_ids"},
+	{"aws_elasticache_replication_group", "subnet_group_name", "security_group_ids"},
+	{"aws_redshift_cluster", "cluster_subnet_group_name", "vpc_security_group_ids"},
+}
+
+// rejectDefaultPlaced reports a data store that names no subnet group,
+// which AWS places in the default VPC, but whose security groups are all
+// of VPCs the code declares (aws_vpc): AWS refuses security groups of a
+// VPC other than its subnets', so the apply fails. A read replica or a
+// replication group's member, which takes its source's subnet group, a
+// group or subnet group not known statically, or a group of a VPC the code does not
+// declare (which may be the default one), is not judged.
+func (m *Model) rejectDefaultPlaced(byType map[string][]*tf.Resource) {
+	for _, d := range defaultPlaced {
+		for _, r := range byType[d.typ] {
+			// A replica of an instance of the region, or a member of a
+			// replication group, takes its source's subnet group.
+			if has(r.Values, d.group) || has(r.Values, "replicate_source_db") || has(r.Values, "replication_group_id") {
+				continue
+			}
+			refs, unk := strs(r.Values, d.sgs)
+			if unk || len(refs) == 0 {
+				continue
+			}
+			var vpcs []string
+			for _, ref := range refs {
+				g := m.sg(ref)
+				if g == nil || g.VPC == nil || g.VPC.Res == nil || g.VPC.Res.Type != "aws_vpc" || strings.Contains(g.VPC.Addr, "data.") {
+					vpcs = nil
+					break
+				}
+				if !slices.Contains(vpcs, g.VPC.Addr) {
+					vpcs = append(vpcs, g.VPC.Addr)
+				}
+			}
+			if len(vpcs) == 0 {
+				continue
+			}
+			m.reject(r, "%s is not set, so AWS places it in default subnets of the default VPC, but its security groups (%s) are of %s: AWS refuses security groups of a VPC other than its subnets', so the apply fails; it is read in the default VPC, where AWS would place it", d.group, d.sgs, strings.Join(vpcs, ", "))
+		}
+	}
+}
