@@ -136,6 +136,16 @@ func aseSignal(vals map[string]any) string {
 	return ""
 }
 
+// apimInternal tells whether r is an API Management service whose
+// virtual_network_type is Internal: its gateway and portals answer only
+// inside its virtual network, on a private address, so leaving
+// public_network_access_enabled unset opens nothing. External, None (the
+// default) and a mode not known statically leave them public.
+func apimInternal(r *tf.Resource) bool {
+	return r.Type == "azurerm_api_management" && !unknown(r.Values, "virtual_network_type") &&
+		strings.EqualFold(str(r.Values, "virtual_network_type"), "Internal")
+}
+
 // networkSignal tells why the values of a resource put something in a
 // network that may be reached ("" when nothing does): security groups it
 // attaches (sgRefKey), a public address it takes or turns on, public
@@ -355,12 +365,15 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if why != "" {
 				why = "it sets " + why
 			}
-			if attr := publicByDefault[r.Type]; attr != "" {
+			if attr := publicByDefault[r.Type]; attr != "" && !apimInternal(r) {
 				switch set, unknownBlock := pathSet(r.Values, attr); {
 				case unknownBlock:
 					why = strings.TrimPrefix(why+"; it sets "+attr+" in a block not known statically: read as on, its default", "; ")
 				case !set:
 					why = strings.TrimPrefix(why+"; it leaves "+attr+" unset: on by default", "; ")
+				}
+				if why != "" && r.Type == "azurerm_api_management" && unknown(r.Values, "virtual_network_type") {
+					why += "; it sets virtual_network_type (not known statically): read as public, External or None"
 				}
 			}
 		case r.Type == "azapi_resource" || r.Type == "azapi_update_resource":
